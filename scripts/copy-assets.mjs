@@ -1,0 +1,10 @@
+// Copies the non-TypeScript files the package needs at run time (SQL migrations) next to the
+// compiled modules, so `new URL("./migrations/", import.meta.url)` resolves the same in src/ and dist/.
+import { cpSync, existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+const stores = "src/stores";
+for (const dialect of readdirSync(stores)) {
+  const from = join(stores, dialect, "migrations");
+  if (existsSync(from)) cpSync(from, join("dist/stores", dialect, "migrations"), { recursive: true });
+}

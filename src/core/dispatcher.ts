@@ -1,0 +1,439 @@
+import { SpanStatusCode } from "@opentelemetry/api";
+import { Attempt, type AttemptHost } from "./attempt.js";
+import { backoffDelay } from "./backoff.js";
+import type { Clock, TimerHandle } from "./clock.js";
+import { CancelledError, StaleAttemptError, TaskTimeoutError, ValidationError } from "./errors.js";
+import { errorText } from "./redact.js";
+import { runWithRequestId } from "./request-context.js";
+import { contextFrom, type Instruments } from "./telemetry.js";
+import type { Logger } from "./logger.js";
+import type { ClaimedTask, SettleOutcome, Settlement, Store, TaskChange } from "../store/store.js";
+import type { BackoffOptions, GateCheck, HandlerFn, LoomEventType, TaskStatus } from "./types.js";
+
+export interface RegisteredType {
+  type: string;
+  run: HandlerFn;
+  gate: GateCheck | null;
+}
+
+/** What the dispatcher needs from its engine. */
+export interface DispatcherHost {
+  readonly name: string;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly instruments: Instruments;
+  readonly concurrency: number;
+  readonly pollMs: number;
+  readonly heartbeatMs: number;
+  handlerFor(type: string): RegisteredType | undefined;
+  registeredTypes(): string[];
+  emitChange(type: LoomEventType, ref: ClaimedTask | TaskChange, status: TaskStatus, error?: string | null): void;
+  emitProgress(attempt: Attempt, pct: number, note?: string): void;
+  /** A task reached a terminal state in this process (for waiters). */
+  settledLocally(id: string): void;
+  recentResults(id: string): unknown[];
+  rememberResult(id: string, result: unknown): void;
+  forgetResults(id: string): void;
+}
+
+interface Finished {
+  attempt: Attempt;
+  settlement: Settlement;
+  /** Event to emit once the write commits. */
+  event: LoomEventType | null;
+  reason?: string;
+}
+
+const PARSED_BACKOFF = new Map<string, BackoffOptions>();
+function parseBackoff(raw: string | null): BackoffOptions | undefined {
+  if (raw === null) return undefined;
+  let b = PARSED_BACKOFF.get(raw);
+  if (!b) {
+    b = JSON.parse(raw) as BackoffOptions;
+    if (PARSED_BACKOFF.size < 1000) PARSED_BACKOFF.set(raw, b);
+  }
+  return b;
+}
+
+/**
+ * The dispatch loop. One store round trip per tick settles every attempt that finished since the
+ * last tick and claims tasks for the slots that freed up; ticks never overlap, and a tick is
+ * scheduled only when there is something to settle or a free slot and a reason to look.
+ */
+export class Dispatcher implements AttemptHost {
+  readonly running = new Map<string, Attempt>();
+  private finished: Finished[] = [];
+  private tickQueued = false;
+  private ticking = false;
+  private accepting = false;
+  private pollTimer: TimerHandle | null = null;
+  private dueTimer: { at: number; handle: TimerHandle } | null = null;
+  private heartbeatTimer: TimerHandle | null = null;
+  private unwatch: (() => void) | null = null;
+  private storeErrors = 0;
+  private idleListeners: (() => void)[] = [];
+
+  constructor(private readonly host: DispatcherHost) {}
+
+  get logger(): Logger {
+    return this.host.logger;
+  }
+
+  start(): void {
+    if (this.accepting) return;
+    this.accepting = true;
+    this.unwatch = this.host.store.onExternalChange(() => this.wake());
+    this.schedulePoll();
+    this.scheduleHeartbeat();
+    this.wake();
+  }
+
+  /** Stop claiming; attempts in flight go on and are settled as they finish. */
+  stopClaiming(): void {
+    this.accepting = false;
+    this.unwatch?.();
+    this.unwatch = null;
+    this.pollTimer?.cancel();
+    this.pollTimer = null;
+    this.dueTimer?.handle.cancel();
+    this.dueTimer = null;
+  }
+
+  stopHeartbeats(): void {
+    this.heartbeatTimer?.cancel();
+    this.heartbeatTimer = null;
+  }
+
+  get isIdle(): boolean {
+    return this.running.size === 0 && this.finished.length === 0 && !this.ticking && !this.tickQueued;
+  }
+
+  /** Resolves when nothing is running and nothing waits to be written. */
+  whenIdle(): Promise<void> {
+    if (this.isIdle) return Promise.resolve();
+    return new Promise((resolve) => this.idleListeners.push(resolve));
+  }
+
+  /** Something may be ready: look soon. */
+  wake(): void {
+    if (this.tickQueued) return;
+    if (!this.accepting && this.finished.length === 0) return;
+    this.tickQueued = true;
+    setImmediate(() => void this.tick());
+  }
+
+  /** A task becomes due at `at` (a delay or a retry's backoff): look then. */
+  wakeAt(at: number): void {
+    if (!this.accepting) return;
+    const delay = at - this.host.clock.now();
+    if (delay <= 0) return this.wake();
+    if (this.dueTimer && this.dueTimer.at <= at) return;
+    this.dueTimer?.handle.cancel();
+    this.dueTimer = {
+      at,
+      handle: this.host.clock.setTimer(() => {
+        this.dueTimer = null;
+        this.wake();
+      }, delay),
+    };
+  }
+
+  private schedulePoll(): void {
+    if (!this.accepting) return;
+    this.pollTimer = this.host.clock.setTimer(() => {
+      this.wake();
+      void this.armDueTimer();
+      this.schedulePoll();
+    }, this.host.pollMs);
+  }
+
+  /** Ask the store when the next waiting task of ours falls due (tasks delayed by other processes). */
+  private async armDueTimer(): Promise<void> {
+    try {
+      const at = await this.host.store.nextRunAt(this.host.registeredTypes(), this.host.clock.now());
+      if (at !== null) this.wakeAt(at);
+    } catch (err) {
+      this.logger.warn({ err }, "could not read the next due time");
+    }
+  }
+
+  private freeSlots(): number {
+    return this.accepting ? this.host.concurrency - this.running.size : 0;
+  }
+
+  private async tick(): Promise<void> {
+    this.tickQueued = false;
+    if (this.ticking) return;
+    const finished = this.finished;
+    this.finished = [];
+    const types = this.host.registeredTypes();
+    const limit = types.length ? this.freeSlots() : 0;
+    if (finished.length === 0 && limit <= 0) return this.maybeIdle();
+    this.ticking = true;
+    const now = this.host.clock.now();
+    let settled: SettleOutcome[] = [];
+    let claimed: ClaimedTask[] = [];
+    try {
+      ({ settled, claimed } = await this.host.store.exchange({
+        now,
+        settle: finished.map((f) => f.settlement),
+        claim: limit > 0 ? { engineName: this.host.name, types, limit } : null,
+      }));
+      this.storeErrors = 0;
+    } catch (err) {
+      this.ticking = false;
+      // Nothing was written: keep the settlements and try again with backoff.
+      this.finished = finished.concat(this.finished);
+      this.storeErrors++;
+      const delay = Math.min(5_000, 50 * 2 ** Math.min(this.storeErrors, 7));
+      this.logger.error({ err, retryInMs: delay }, "store write failed; retrying");
+      this.host.clock.setTimer(() => this.wake(), delay);
+      return;
+    }
+    this.ticking = false;
+    for (let i = 0; i < finished.length; i++) this.afterSettle(finished[i]!, settled[i]!);
+    for (const c of claimed) this.startAttempt(c, now);
+    if (this.finished.length > 0 || (limit > 0 && claimed.length === limit && this.freeSlots() > 0)) {
+      this.wake();
+    } else if (limit > 0 && claimed.length === limit) {
+      // Full: the next finished attempt will wake the loop.
+    }
+    this.maybeIdle();
+  }
+
+  private maybeIdle(): void {
+    if (!this.isIdle || this.idleListeners.length === 0) return;
+    const listeners = this.idleListeners;
+    this.idleListeners = [];
+    for (const l of listeners) l();
+  }
+
+  private afterSettle(f: Finished, outcome: SettleOutcome): void {
+    const c = f.attempt.claimed;
+    this.host.instruments.runTime.record(this.host.clock.now() - f.attempt.startedAt, { type: c.type });
+    if (!outcome.ok) {
+      this.logger.warn(
+        { taskId: c.id, attemptId: c.attemptId, status: outcome.status },
+        "attempt no longer owned the task; its outcome was discarded",
+      );
+      if (outcome.status && outcome.status !== "claimed" && outcome.status !== "running") this.host.settledLocally(c.id);
+      return;
+    }
+    if (f.event === null) return;
+    const error = f.settlement.kind === "fail" ? f.settlement.error : null;
+    this.host.emitChange(f.event, c, outcome.status!, error);
+    switch (f.event) {
+      case "task.completed":
+        this.host.instruments.completed.add(1, { type: c.type });
+        break;
+      case "task.failed":
+        this.host.instruments.failed.add(1, { type: c.type });
+        break;
+      case "task.retrying":
+        this.host.instruments.retried.add(1, { type: c.type });
+        if (f.settlement.kind === "fail" && f.settlement.retryAt !== null) this.wakeAt(f.settlement.retryAt);
+        break;
+    }
+    if (f.event !== "task.retrying") {
+      this.host.forgetResults(c.id);
+      this.host.settledLocally(c.id);
+    }
+    for (const change of outcome.cascade) {
+      this.host.emitChange("task.cancelled", change, "cancelled", change.error);
+      this.host.settledLocally(change.id);
+    }
+  }
+
+  private startAttempt(c: ClaimedTask, now: number): void {
+    const reg = this.host.handlerFor(c.type);
+    const attempt = new Attempt(c, this, now);
+    this.running.set(c.id, attempt);
+    this.host.instruments.queueWait.record(Math.max(0, now - c.runAt), { type: c.type });
+    this.host.emitChange("task.claimed", c, "claimed");
+    this.host.emitChange("task.running", c, "running");
+    if (!reg) {
+      // Registered types only are claimed; this is a type unregistered since.
+      this.finish(attempt, { kind: "release", id: c.id, attemptId: c.attemptId }, null);
+      return;
+    }
+    if (c.timeoutMs !== null) {
+      attempt.timeoutTimer = this.host.clock.setTimer(() => this.timeOut(attempt), c.timeoutMs);
+    }
+    const span = this.host.instruments.tracer.startSpan(
+      `loom.task ${c.type}`,
+      { attributes: { "loom.task.id": c.id, "loom.task.attempt": c.attempt } },
+      c.traceContext ? contextFrom(JSON.parse(c.traceContext) as Record<string, string>) : undefined,
+    );
+    let out: unknown;
+    try {
+      out = runWithRequestId(c.requestId, () => reg.run(attempt.task, attempt));
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+      return this.failed(attempt, err);
+    }
+    if (out !== null && typeof out === "object" && typeof (out as Promise<unknown>).then === "function") {
+      (out as Promise<unknown>).then(
+        (result) => {
+          span.end();
+          this.succeeded(attempt, reg, result);
+        },
+        (err: unknown) => {
+          span.recordException(err as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR });
+          span.end();
+          this.failed(attempt, err);
+        },
+      );
+    } else {
+      span.end();
+      this.succeeded(attempt, reg, out);
+    }
+  }
+
+  private succeeded(attempt: Attempt, reg: RegisteredType, result: unknown): void {
+    if (attempt.done) return;
+    const c = attempt.claimed;
+    let json: string | null;
+    try {
+      json = result === undefined ? null : JSON.stringify(result);
+    } catch (err) {
+      return this.failed(attempt, new ValidationError(`handler result is not JSON-serialisable: ${(err as Error).message}`, "result"));
+    }
+    if (reg.gate) {
+      const decision = reg.gate({
+        taskId: c.id,
+        type: c.type,
+        attempt: c.attempt,
+        result,
+        previousResults: this.host.recentResults(c.id),
+      });
+      this.host.instruments.gateDecisions.add(1, { type: c.type, reason: decision.reason });
+      if (!decision.accept) {
+        this.host.rememberResult(c.id, result);
+        const reason = `quality gate: ${decision.reason}`;
+        return this.failed(attempt, new Error(reason), decision.retry);
+      }
+    }
+    this.finish(attempt, { kind: "complete", id: c.id, attemptId: c.attemptId, result: json }, "task.completed");
+  }
+
+  private failed(attempt: Attempt, err: unknown, retryable = true): void {
+    if (attempt.done) return;
+    const c = attempt.claimed;
+    const error = errorText(err);
+    // Failed attempts so far, this one included; crash returns do not use up retries.
+    const used = c.attempt - c.crashCount;
+    const retry = retryable && used <= c.maxRetries;
+    const retryAt = retry ? this.host.clock.now() + backoffDelay(used, parseBackoff(c.backoff)) : null;
+    this.finish(
+      attempt,
+      { kind: "fail", id: c.id, attemptId: c.attemptId, error, retryAt },
+      retry ? "task.retrying" : "task.failed",
+    );
+  }
+
+  private timeOut(attempt: Attempt): void {
+    if (attempt.done) return;
+    const err = new TaskTimeoutError(attempt.claimed.id, attempt.claimed.timeoutMs ?? 0);
+    attempt.abort(err);
+    this.failed(attempt, err);
+  }
+
+  private finish(attempt: Attempt, settlement: Settlement, event: LoomEventType | null): void {
+    attempt.done = true;
+    attempt.timeoutTimer?.cancel();
+    this.running.delete(attempt.claimed.id);
+    this.finished.push({ attempt, settlement, event });
+    this.wake();
+  }
+
+  /** The task was cancelled (here or elsewhere): abort the handler and free its slot. */
+  cancelRunning(id: string, reason: string): void {
+    const attempt = this.running.get(id);
+    if (!attempt || attempt.done) return;
+    attempt.done = true;
+    attempt.timeoutTimer?.cancel();
+    this.running.delete(id);
+    attempt.abort(new CancelledError(id, reason));
+    this.host.forgetResults(id);
+    this.wake();
+  }
+
+  /** The attempt lost its lease (the store says another attempt or state owns the task). */
+  private lose(attempt: Attempt, status: TaskStatus | null): void {
+    if (attempt.done) return;
+    attempt.done = true;
+    attempt.timeoutTimer?.cancel();
+    this.running.delete(attempt.claimed.id);
+    attempt.abort(
+      status === "cancelled"
+        ? new CancelledError(attempt.claimed.id)
+        : new StaleAttemptError(attempt.claimed.id, attempt.claimed.attemptId, status ?? undefined),
+    );
+    this.wake();
+  }
+
+  /** Abort every running handler (close past its deadline); leases take care of the rows. */
+  abortAll(reason: unknown): void {
+    for (const attempt of this.running.values()) attempt.abort(reason);
+  }
+
+  private scheduleHeartbeat(): void {
+    this.heartbeatTimer = this.host.clock.setTimer(() => {
+      void this.heartbeatAll().finally(() => {
+        if (this.heartbeatTimer) this.scheduleHeartbeat();
+      });
+    }, this.host.heartbeatMs);
+  }
+
+  private async heartbeatAll(): Promise<void> {
+    const attempts = [...this.running.values()].filter((a) => !a.done);
+    if (attempts.length === 0) return;
+    try {
+      const lost = new Set(
+        await this.host.store.heartbeatMany(
+          attempts.map((a) => ({ id: a.claimed.id, attemptId: a.claimed.attemptId })),
+          this.host.clock.now(),
+        ),
+      );
+      for (const a of attempts) {
+        if (!lost.has(a.claimed.id)) continue;
+        const task = await this.host.store.getTask(a.claimed.id);
+        this.lose(a, task?.status ?? null);
+      }
+    } catch (err) {
+      this.logger.error({ err }, "heartbeat failed; leases may expire if this persists");
+    }
+  }
+
+  async reportProgress(attempt: Attempt, pct: number, note?: string): Promise<void> {
+    if (typeof pct !== "number" || !Number.isFinite(pct) || pct < 0 || pct > 100) {
+      throw new ValidationError("must be a number from 0 to 100", "progress");
+    }
+    const c = attempt.claimed;
+    const out = await this.host.store.touch({
+      id: c.id,
+      attemptId: c.attemptId,
+      now: this.host.clock.now(),
+      progress: pct,
+      note: note ?? null,
+    });
+    if (!out.ok) {
+      this.lose(attempt, out.status);
+      throw new StaleAttemptError(c.id, c.attemptId, out.status ?? undefined);
+    }
+    this.host.emitProgress(attempt, pct, note);
+  }
+
+  async renewLease(attempt: Attempt): Promise<void> {
+    const c = attempt.claimed;
+    const out = await this.host.store.touch({ id: c.id, attemptId: c.attemptId, now: this.host.clock.now() });
+    if (!out.ok) {
+      this.lose(attempt, out.status);
+      throw new StaleAttemptError(c.id, c.attemptId, out.status ?? undefined);
+    }
+  }
+}

@@ -1,0 +1,883 @@
+import { hostname } from "node:os";
+import type { Meter, Tracer } from "@opentelemetry/api";
+import type { Attempt } from "./attempt.js";
+import { systemClock, type Clock, type TimerHandle } from "./clock.js";
+import { Dispatcher, type DispatcherHost, type RegisteredType } from "./dispatcher.js";
+import {
+  EngineClosedError,
+  InvalidTransitionError,
+  NotQueuedError,
+  StaleAttemptError,
+  TaskNotFoundError,
+  ValidationError,
+  WaitTimeoutError,
+} from "./errors.js";
+import { EventBus } from "./events.js";
+import { composeGate, defaultChecks } from "./gate.js";
+import { timeOrderedIds, type IdGenerator } from "./ids.js";
+import { silentLogger, type Logger } from "./logger.js";
+import { backoffDelay } from "./backoff.js";
+import { errorText } from "./redact.js";
+import { currentRequestId } from "./request-context.js";
+import {
+  assertName,
+  assertNonNegativeInt,
+  assertPositiveMs,
+  toJson,
+  toNewTask,
+  validateInput,
+  type TypeSettings,
+} from "./task-request.js";
+import { captureTraceContext, Instruments } from "./telemetry.js";
+import {
+  isTerminal,
+  TERMINAL_STATUSES,
+  type GateCheck,
+  type Handler,
+  type HandlerFn,
+  type LoomEvent,
+  type LoomEventType,
+  type Page,
+  type RegisterOptions,
+  type SubmitOptions,
+  type Task,
+  type TaskFilter,
+  type TaskHandle,
+  type TaskRequest,
+  type TaskStatus,
+  type BackoffOptions,
+} from "./types.js";
+import type { ClaimedTask, NewTask, Store, TaskChange, TaskRef } from "../store/store.js";
+import { sqlite } from "../stores/sqlite/sqlite-store.js";
+import type { EventListener } from "./events.js";
+import type { EventFilter } from "./types.js";
+
+export interface RetentionOptions {
+  /** Terminal tasks older than this are deleted. Default 24 h. */
+  maxAgeMs?: number;
+  /** Statuses swept. Default every terminal status. */
+  statuses?: TaskStatus[];
+  /** Time between sweeps. Default 1 h. */
+  intervalMs?: number;
+  /** Delay before the first sweep after `start()`. Default 60 s. */
+  firstSweepAfterMs?: number;
+}
+
+export interface EngineOptions {
+  /** This daemon's identity: boot-time recovery touches only attempts claimed under this name. */
+  name?: string;
+  /** Default `sqlite(".loom/loom.db")`. The engine closes it on `close()`. */
+  store?: Store;
+  logger?: Logger;
+  meter?: Meter;
+  tracer?: Tracer;
+  clock?: Clock;
+  /** Tasks this engine runs at once. Default 10. */
+  concurrency?: number;
+  /** Default lease of an attempt without a heartbeat, in ms. Default 30 000. */
+  leaseMs?: number;
+  /** Fallback look for ready work (delays set by other processes, lost wake-ups), in ms. Default 1000. */
+  pollMs?: number;
+  /** How often expired leases are rescued and due retries promoted, in ms. Default 1000. */
+  maintenanceMs?: number;
+  /** Defaults for every registered type. */
+  defaults?: Pick<RegisterOptions, "maxRetries" | "backoff" | "crashPolicy" | "maxCrashes" | "timeoutMs">;
+  /** The gate for types that do not set one. Default: empty → retry, rate limit → retry, thrashing → fail. */
+  gate?: GateCheck | GateCheck[] | false;
+  /** Retention sweep of terminal tasks; `false` turns it off. */
+  retention?: RetentionOptions | false;
+  /** Id generator for tasks. Default: time-ordered ids. */
+  ids?: IdGenerator;
+}
+
+export interface CloseOptions {
+  /** How long in-flight attempts may take to finish before they are left to lease recovery. Default 30 s. */
+  timeoutMs?: number;
+}
+
+export interface AgentClaimOptions {
+  agent: string;
+  tenant?: string;
+  project?: string;
+  types?: string[];
+  lanes?: string[];
+  /** Most claimed-or-running tasks the agent may hold. Default 1. */
+  max?: number;
+}
+
+export interface PurgeOptions {
+  /** A cutoff time, or an age in ms: terminal tasks that ended before it are deleted. */
+  olderThan: Date | number;
+  statuses?: TaskStatus[];
+}
+
+interface Waiter {
+  resolve(task: Task): void;
+  reject(err: unknown): void;
+}
+
+const DEFAULT_LEASE_MS = 30_000;
+const RESERVED_PREFIX = "loom.";
+
+function toGate(g: GateCheck | GateCheck[] | false | undefined, fallback: GateCheck | null): GateCheck | null {
+  if (g === false) return null;
+  if (g === undefined) return fallback;
+  return Array.isArray(g) ? composeGate(...g) : g;
+}
+
+/** A task engine: see DESIGN.md §4. Create one with `createEngine`. */
+export class Engine {
+  readonly name: string;
+  readonly store: Store;
+  readonly events: { subscribe(fn: EventListener, filter?: EventFilter): () => void };
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly concurrency: number;
+
+  private readonly bus: EventBus;
+  private readonly instruments: Instruments;
+  private readonly ids: IdGenerator;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
+  private readonly maintenanceMs: number;
+  private readonly defaults: TypeSettings;
+  private readonly defaultGate: GateCheck | null;
+  private readonly retention: Required<RetentionOptions> | null;
+  private readonly types = new Map<string, { reg: RegisteredType; settings: TypeSettings }>();
+  private typeList: string[] = [];
+  private readonly dispatcher: Dispatcher;
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly results = new Map<string, unknown[]>();
+  private readonly ready: Promise<void>;
+  private isReady = false;
+  private started = false;
+  private closing: Promise<void> | null = null;
+  private maintenanceTimer: TimerHandle | null = null;
+  private sweepTimer: TimerHandle | null = null;
+  private unwatchWaiters: (() => void) | null = null;
+
+  constructor(opts: EngineOptions = {}) {
+    this.name = opts.name === undefined ? `${hostname()}:${process.pid}` : assertName(opts.name, "name");
+    this.logger = opts.logger ?? silentLogger;
+    this.clock = opts.clock ?? systemClock;
+    this.concurrency = opts.concurrency ?? 10;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
+      throw new ValidationError("must be a positive integer", "concurrency");
+    }
+    this.leaseMs = opts.leaseMs === undefined ? DEFAULT_LEASE_MS : assertPositiveMs(opts.leaseMs, "leaseMs");
+    this.pollMs = opts.pollMs === undefined ? 1000 : assertPositiveMs(opts.pollMs, "pollMs");
+    this.maintenanceMs = opts.maintenanceMs === undefined ? 1000 : assertPositiveMs(opts.maintenanceMs, "maintenanceMs");
+    this.ids = opts.ids ?? timeOrderedIds();
+    this.instruments = new Instruments(opts.meter, opts.tracer);
+    this.bus = new EventBus(this.logger);
+    this.events = { subscribe: (fn, filter) => this.bus.subscribe(fn, filter) };
+    const d = opts.defaults ?? {};
+    this.defaults = this.settingsFrom(d, {
+      lane: null,
+      maxRetries: 2,
+      backoff: null,
+      crashPolicy: "fail",
+      maxCrashes: 3,
+      leaseMs: this.leaseMs,
+      timeoutMs: null,
+    });
+    this.defaultGate = toGate(opts.gate, composeGate(...defaultChecks()));
+    this.retention =
+      opts.retention === false
+        ? null
+        : {
+            maxAgeMs: 24 * 3600_000,
+            statuses: [...TERMINAL_STATUSES],
+            intervalMs: 3600_000,
+            firstSweepAfterMs: 60_000,
+            ...opts.retention,
+          };
+    this.store = opts.store ?? sqlite(".loom/loom.db");
+    this.dispatcher = new Dispatcher(this.dispatcherHost());
+    this.ready = this.store.migrate().then(() => {
+      this.isReady = true;
+    });
+    // Reported on the first call that needs the store, not as an unhandled rejection.
+    this.ready.catch(() => {});
+  }
+
+  private settingsFrom(o: RegisterOptions, base: TypeSettings): TypeSettings {
+    const backoff = o.backoff === undefined ? base.backoff : this.checkBackoff(o.backoff);
+    if (o.crashPolicy !== undefined && o.crashPolicy !== "fail" && o.crashPolicy !== "retry") {
+      throw new ValidationError(`must be "fail" or "retry"`, "crashPolicy");
+    }
+    return {
+      lane: o.lane === undefined ? base.lane : assertName(o.lane, "lane"),
+      maxRetries: o.maxRetries === undefined ? base.maxRetries : assertNonNegativeInt(o.maxRetries, "maxRetries"),
+      backoff,
+      crashPolicy: o.crashPolicy ?? base.crashPolicy,
+      maxCrashes: o.maxCrashes === undefined ? base.maxCrashes : assertNonNegativeInt(o.maxCrashes, "maxCrashes"),
+      leaseMs: o.leaseMs === undefined ? base.leaseMs : assertPositiveMs(o.leaseMs, "leaseMs"),
+      timeoutMs: o.timeoutMs === undefined ? base.timeoutMs : assertPositiveMs(o.timeoutMs, "timeoutMs"),
+      schema: o.input,
+    };
+  }
+
+  private checkBackoff(b: BackoffOptions): BackoffOptions {
+    for (const key of ["baseMs", "maxMs", "factor"] as const) {
+      const v = b[key];
+      if (v !== undefined && (typeof v !== "number" || !Number.isFinite(v) || v < 0)) {
+        throw new ValidationError("must be a non-negative number", `backoff.${key}`);
+      }
+    }
+    if (b.jitter !== undefined && (typeof b.jitter !== "number" || b.jitter < 0 || b.jitter > 1)) {
+      throw new ValidationError("must be from 0 to 1", "backoff.jitter");
+    }
+    return { ...b };
+  }
+
+  private async whenReady(): Promise<void> {
+    if (!this.isReady) await this.ready;
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new EngineClosedError(this.name);
+  }
+
+  // ---------------------------------------------------------------- registration
+
+  /**
+   * Register the handler for a task type. Returns a typed handle: `handle.submit(input)` is
+   * `engine.submit({ type, input })` with the input type of the handler (or of `opts.input`).
+   */
+  register<I = unknown, R = unknown>(
+    type: string,
+    handler: Handler<I, R>,
+    opts: RegisterOptions<I> = {},
+  ): TaskHandle<I, Awaited<R>> {
+    assertName(type, "type");
+    if (type.startsWith(RESERVED_PREFIX)) {
+      throw new ValidationError(`task types starting with "${RESERVED_PREFIX}" are reserved for the engine`, "type");
+    }
+    return this.registerType(type, handler, opts);
+  }
+
+  /** @internal Registration without the reserved-name check, for the engine's own task types. */
+  registerType<I, R>(type: string, handler: Handler<I, R>, opts: RegisterOptions<I> = {}): TaskHandle<I, Awaited<R>> {
+    const run: HandlerFn =
+      typeof handler === "function"
+        ? (handler as HandlerFn)
+        : handler && typeof handler.execute === "function"
+          ? (handler.execute.bind(handler) as HandlerFn)
+          : (() => {
+              throw new ValidationError("must be a function or an object with execute()", "handler");
+            })();
+    const settings = this.settingsFrom(opts as RegisterOptions, this.defaults);
+    const gate = toGate(opts.gate, this.defaultGate);
+    this.types.set(type, { reg: { type, run, gate }, settings });
+    this.typeList = [...this.types.keys()];
+    if (this.started) this.dispatcher.wake();
+    return {
+      type,
+      submit: (input, o = {}) => {
+        const { tx, maxWaitMs, ...rest } = o;
+        return this.submit({ ...rest, type, input }, { tx, maxWaitMs });
+      },
+      submitMany: (inputs) => this.submitMany(inputs.map((input) => ({ type, input }))),
+      wait: (id, o) => this.wait(id, o) as Promise<Task<I, Awaited<R>>>,
+    };
+  }
+
+  // ---------------------------------------------------------------- submit
+
+  private prepare(req: TaskRequest, now: number, at: string): NewTask | Promise<NewTask> {
+    if (req === null || typeof req !== "object") throw new ValidationError("must be an object", at || "request");
+    const type = assertName(req.type, `${at}type`);
+    const entry = this.types.get(type);
+    const settings = entry?.settings ?? this.defaults;
+    const build = (input: unknown) =>
+      toNewTask(req, input, {
+        id: this.ids(),
+        now,
+        settings,
+        requestId: currentRequestId() ?? null,
+        traceContext: captureTraceContext(),
+        at,
+      });
+    const input = validateInput(settings.schema, req.input, `${at}input`);
+    return input instanceof Promise ? input.then(build) : build(input);
+  }
+
+  /**
+   * Persist a task and return its id once the row is committed. With `opts.tx`, the row is
+   * written inside the caller's own transaction (see the store's docs for the handle it takes).
+   */
+  async submit(req: TaskRequest, opts: SubmitOptions = {}): Promise<string> {
+    this.assertOpen();
+    if (req?.type?.startsWith?.(RESERVED_PREFIX)) {
+      throw new ValidationError(`task types starting with "${RESERVED_PREFIX}" are reserved for the engine`, "type");
+    }
+    if (opts.maxWaitMs !== undefined) assertPositiveMs(opts.maxWaitMs, "maxWaitMs");
+    const prepared = this.prepare(req, this.clock.now(), "");
+    const row = prepared instanceof Promise ? await prepared : prepared;
+    // With a caller's transaction the insert must run now, before any await, to land inside it.
+    const [outcome] = this.isReady ? await this.store.insertTasks([row], opts.tx) : await this.insertWhenReady([row], opts.tx);
+    this.afterInsert([row], [outcome!]);
+    return outcome!.id;
+  }
+
+  private async insertWhenReady(rows: NewTask[], tx: unknown) {
+    await this.ready;
+    return this.store.insertTasks(rows, tx);
+  }
+
+  /** Persist many tasks in one transaction: all or none. Returns their ids in order. */
+  async submitMany(reqs: TaskRequest[], opts: Pick<SubmitOptions, "tx"> = {}): Promise<string[]> {
+    this.assertOpen();
+    if (!Array.isArray(reqs)) throw new ValidationError("must be an array of task requests", "tasks");
+    const now = this.clock.now();
+    const prepared = reqs.map((r, i) => {
+      if (r?.type?.startsWith?.(RESERVED_PREFIX)) {
+        throw new ValidationError(`task types starting with "${RESERVED_PREFIX}" are reserved`, `tasks[${i}].type`);
+      }
+      return this.prepare(r, now, `tasks[${i}].`);
+    });
+    const rows = prepared.some((p) => p instanceof Promise) ? await Promise.all(prepared) : (prepared as NewTask[]);
+    if (rows.length === 0) return [];
+    await this.whenReady();
+    const outcomes = await this.store.insertTasks(rows, opts.tx);
+    this.afterInsert(rows, outcomes);
+    return outcomes.map((o) => o.id);
+  }
+
+  /** @internal Insert rows built elsewhere in the engine (workflows, flows). */
+  async insertRows(rows: NewTask[]): Promise<string[]> {
+    this.assertOpen();
+    await this.whenReady();
+    const outcomes = await this.store.insertTasks(rows);
+    this.afterInsert(rows, outcomes);
+    return outcomes.map((o) => o.id);
+  }
+
+  private afterInsert(rows: NewTask[], outcomes: { id: string; created: boolean; status: TaskStatus; error: string | null }[]): void {
+    let wake = false;
+    const now = this.clock.now();
+    for (let i = 0; i < rows.length; i++) {
+      const o = outcomes[i]!;
+      if (!o.created) continue;
+      const row = rows[i]!;
+      this.instruments.submitted.add(1, { type: row.type });
+      this.emitChange("task.created", { ...row, attempt: 0 }, "pending");
+      if (o.status === "cancelled") {
+        this.emitChange("task.cancelled", { ...row, attempt: 0 }, "cancelled", o.error);
+        continue;
+      }
+      if (this.started && this.types.has(row.type)) {
+        if (row.runAt <= now) wake = true;
+        else this.dispatcher.wakeAt(row.runAt);
+      }
+    }
+    if (wake) this.dispatcher.wake();
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The task, or `TaskNotFoundError`. */
+  async get(id: string): Promise<Task> {
+    await this.whenReady();
+    const task = await this.store.getTask(id);
+    if (!task) throw new TaskNotFoundError(id);
+    return task;
+  }
+
+  /** A page of tasks, newest first; pass `nextCursor` back as `cursor` for the next page. */
+  async list(filter: TaskFilter = {}): Promise<Page<Task>> {
+    await this.whenReady();
+    return this.store.listTasks(filter);
+  }
+
+  async count(filter: TaskFilter = {}): Promise<number> {
+    await this.whenReady();
+    return this.store.countTasks(filter);
+  }
+
+  /**
+   * Resolves with the task once it is terminal (whatever the outcome). Rejects with
+   * `WaitTimeoutError` after `timeoutMs` (default: wait as long as it takes).
+   */
+  async wait(id: string, opts: { timeoutMs?: number } = {}): Promise<Task> {
+    const task = await this.get(id);
+    if (isTerminal(task.status)) return task;
+    return new Promise<Task>((resolve, reject) => {
+      let timer: TimerHandle | null = null;
+      const waiter: Waiter = {
+        resolve: (t) => {
+          timer?.cancel();
+          resolve(t);
+        },
+        reject: (e) => {
+          timer?.cancel();
+          reject(e);
+        },
+      };
+      let set = this.waiters.get(id);
+      if (!set) this.waiters.set(id, (set = new Set()));
+      set.add(waiter);
+      this.watchForWaiters();
+      if (opts.timeoutMs !== undefined) {
+        timer = this.clock.setTimer(() => {
+          this.dropWaiter(id, waiter);
+          reject(new WaitTimeoutError(id, opts.timeoutMs!));
+        }, opts.timeoutMs);
+      }
+      // It may have ended between the read and the registration.
+      void this.checkWaiters([id]);
+    });
+  }
+
+  private dropWaiter(id: string, waiter: Waiter): void {
+    const set = this.waiters.get(id);
+    set?.delete(waiter);
+    if (set?.size === 0) this.waiters.delete(id);
+  }
+
+  /** Waiters on tasks run by other processes learn of the end by the store's change feed and a slow poll. */
+  private watchForWaiters(): void {
+    if (this.unwatchWaiters) return;
+    const unwatch = this.store.onExternalChange(() => void this.checkWaiters());
+    let timer: TimerHandle | null = null;
+    const poll = () => {
+      timer = this.clock.setTimer(() => {
+        void this.checkWaiters();
+        if (this.unwatchWaiters) poll();
+      }, this.pollMs);
+    };
+    poll();
+    this.unwatchWaiters = () => {
+      unwatch();
+      timer?.cancel();
+    };
+  }
+
+  private async checkWaiters(ids: string[] = [...this.waiters.keys()]): Promise<void> {
+    for (const id of ids) {
+      if (!this.waiters.has(id)) continue;
+      let task: Task | null;
+      try {
+        task = await this.store.getTask(id);
+      } catch {
+        continue;
+      }
+      if (task && !isTerminal(task.status)) continue;
+      const set = this.waiters.get(id);
+      this.waiters.delete(id);
+      for (const w of set ?? []) (task ? w.resolve(task) : w.reject(new TaskNotFoundError(id)));
+    }
+    if (this.waiters.size === 0 && this.unwatchWaiters) {
+      this.unwatchWaiters();
+      this.unwatchWaiters = null;
+    }
+  }
+
+  /** `{ position, etaMs }` of a pending task: 1-based place among ready tasks of its type. */
+  async position(id: string): Promise<{ position: number; etaMs: number | null }> {
+    await this.whenReady();
+    const pos = await this.store.queuePosition(id, this.clock.now());
+    if (!pos) throw new TaskNotFoundError(id);
+    if (!pos.queued) throw new NotQueuedError(id, pos.status);
+    const rate = this.throughputPerMs(pos.type);
+    return { position: pos.position, etaMs: rate > 0 ? Math.round(pos.position / rate) : null };
+  }
+
+  private completions = new Map<string, number[]>();
+
+  private throughputPerMs(type: string): number {
+    const times = this.completions.get(type);
+    if (!times || times.length < 2) return 0;
+    const span = this.clock.now() - times[0]!;
+    return span > 0 ? times.length / span : 0;
+  }
+
+  private recordCompletion(type: string): void {
+    let times = this.completions.get(type);
+    if (!times) this.completions.set(type, (times = []));
+    const now = this.clock.now();
+    times.push(now);
+    while (times.length > 0 && (times[0]! < now - 60_000 || times.length > 1000)) times.shift();
+  }
+
+  // ---------------------------------------------------------------- cancel
+
+  /** Cancel one task (and its dependents). A running attempt sees `ctx.signal` abort. */
+  async cancel(id: string, reason = "cancelled"): Promise<Task> {
+    await this.whenReady();
+    const changes = await this.store.cancel({ ids: [id] }, reason, this.clock.now());
+    if (!changes.some((c) => c.id === id)) {
+      const task = await this.store.getTask(id);
+      if (!task) throw new TaskNotFoundError(id);
+      throw new InvalidTransitionError(id, task.status, "cancelled", "the task has already ended");
+    }
+    this.afterCancel(changes);
+    return this.get(id);
+  }
+
+  /** Cancel every non-terminal task matching the filter (e.g. a project). Returns how many. */
+  async cancelAll(filter: TaskFilter, reason = "cancelled"): Promise<number> {
+    await this.whenReady();
+    const changes = await this.store.cancel({ filter }, reason, this.clock.now());
+    this.afterCancel(changes);
+    return changes.length;
+  }
+
+  private afterCancel(changes: TaskChange[]): void {
+    for (const c of changes) {
+      this.dispatcher.cancelRunning(c.id, c.error ?? "cancelled");
+      this.instruments.cancelled.add(1, { type: c.type });
+      this.emitChange("task.cancelled", c, "cancelled", c.error);
+      this.settledLocally(c.id);
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Begin dispatching: recover this engine name's crashed attempts, then claim work. Idempotent. */
+  async start(): Promise<void> {
+    this.assertOpen();
+    if (this.started) return;
+    this.started = true;
+    await this.whenReady();
+    await this.recoverCrashed();
+    if (this.closing) return;
+    this.dispatcher.start();
+    this.scheduleMaintenance();
+    if (this.retention) this.scheduleSweep(this.retention.firstSweepAfterMs);
+  }
+
+  /**
+   * Stop claiming, let in-flight attempts finish (up to `timeoutMs`), write their outcomes, then
+   * release the store. Attempts still running at the deadline are aborted and left to lease
+   * recovery. Idempotent: later calls return the same promise.
+   */
+  close(opts: CloseOptions = {}): Promise<void> {
+    this.closing ??= this.shutdown(opts.timeoutMs ?? 30_000);
+    return this.closing;
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    this.dispatcher.stopClaiming();
+    this.maintenanceTimer?.cancel();
+    this.sweepTimer?.cancel();
+    await this.ready.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"timeout">((r) => {
+      timer = setTimeout(() => r("timeout"), timeoutMs);
+    });
+    const outcome = await Promise.race([this.dispatcher.whenIdle().then(() => "idle" as const), deadline]);
+    clearTimeout(timer);
+    if (outcome === "timeout") {
+      this.logger.warn({ running: this.dispatcher.running.size }, "close deadline passed; leaving attempts to lease recovery");
+      this.dispatcher.abortAll(new EngineClosedError(this.name));
+    }
+    this.dispatcher.stopHeartbeats();
+    this.unwatchWaiters?.();
+    for (const [id, set] of this.waiters) for (const w of set) w.reject(new EngineClosedError(`${this.name} (waiting for ${id})`));
+    this.waiters.clear();
+    await this.store.close();
+  }
+
+  /** Apply the crash policy to this engine name's claimed or running attempts. Returns how many. */
+  async recoverCrashed(): Promise<number> {
+    await this.whenReady();
+    const changes = await this.store.recoverEngine(this.name, this.clock.now());
+    this.afterCrash(changes);
+    if (changes.length) this.logger.warn({ count: changes.length }, "recovered attempts of a previous run of this engine");
+    return changes.length;
+  }
+
+  private afterCrash(changes: TaskChange[]): void {
+    for (const c of changes) {
+      this.dispatcher.cancelRunning(c.id, c.error ?? "crashed");
+      if (c.status === "failed_crash") {
+        this.instruments.crashed.add(1, { type: c.type });
+        this.emitChange("task.failed_crash", c, c.status, c.error);
+        this.settledLocally(c.id);
+      } else if (c.status === "cancelled") {
+        this.emitChange("task.cancelled", c, c.status, c.error);
+        this.settledLocally(c.id);
+      } else {
+        this.instruments.crashed.add(1, { type: c.type });
+        this.emitChange("task.retrying", c, c.status, c.error);
+      }
+    }
+    if (changes.length && this.started) this.dispatcher.wake();
+  }
+
+  private scheduleMaintenance(): void {
+    this.maintenanceTimer = this.clock.setTimer(() => {
+      void this.maintain().finally(() => {
+        if (!this.closing) this.scheduleMaintenance();
+      });
+    }, this.maintenanceMs);
+  }
+
+  /** Rescue expired leases (any engine's) and promote retries whose backoff elapsed. */
+  async maintain(): Promise<void> {
+    try {
+      const now = this.clock.now();
+      for (;;) {
+        const changes = await this.store.rescueExpired(now, 500);
+        this.afterCrash(changes);
+        if (changes.length < 500) break;
+      }
+      if ((await this.store.promoteDue(now)) > 0) this.dispatcher.wake();
+    } catch (err) {
+      this.logger.error({ err }, "maintenance failed; will try again");
+    }
+  }
+
+  private scheduleSweep(delay: number): void {
+    const r = this.retention!;
+    this.sweepTimer = this.clock.setTimer(() => {
+      void this.purge({ olderThan: r.maxAgeMs, statuses: r.statuses })
+        .then((n) => n && this.logger.info({ purged: n }, "retention sweep"))
+        .catch((err: unknown) => this.logger.error({ err }, "retention sweep failed"))
+        .finally(() => {
+          if (!this.closing) this.scheduleSweep(r.intervalMs);
+        });
+    }, delay);
+  }
+
+  /** Delete terminal tasks that ended before `olderThan` (a Date, or an age in ms). Returns how many. */
+  async purge(opts: PurgeOptions): Promise<number> {
+    await this.whenReady();
+    const cutoff =
+      opts.olderThan instanceof Date
+        ? opts.olderThan.getTime()
+        : this.clock.now() - assertNonNegativeInt(Math.floor(opts.olderThan), "olderThan");
+    if (!Number.isFinite(cutoff)) throw new ValidationError("must be a Date or an age in ms", "olderThan");
+    const statuses = opts.statuses ?? [...TERMINAL_STATUSES];
+    for (const s of statuses) {
+      if (!TERMINAL_STATUSES.includes(s)) throw new ValidationError(`only terminal statuses can be purged, not ${s}`, "statuses");
+    }
+    return this.store.purge(cutoff, statuses);
+  }
+
+  // ---------------------------------------------------------------- external agents
+
+  /** Claim the best ready task for an external agent, or `null` (nothing ready, or it holds `max`). */
+  async claimNext(opts: AgentClaimOptions): Promise<Task | null> {
+    this.assertOpen();
+    await this.whenReady();
+    const agent = assertName(opts.agent, "agent");
+    const max = opts.max === undefined ? 1 : assertNonNegativeInt(opts.max, "max");
+    const task = await this.store.claimForAgent({
+      agent,
+      tenant: opts.tenant,
+      project: opts.project,
+      types: opts.types,
+      lanes: opts.lanes,
+      max,
+      now: this.clock.now(),
+    });
+    if (task) this.emitChange("task.claimed", task, "claimed");
+    return task;
+  }
+
+  private async touchAgent(id: string, attemptId: string, progress?: number, note?: string): Promise<void> {
+    await this.whenReady();
+    const out = await this.store.touch({ id, attemptId, now: this.clock.now(), progress, note: note ?? null });
+    if (!out.ok) {
+      if (out.status === null) throw new TaskNotFoundError(id);
+      throw new StaleAttemptError(id, attemptId, out.status);
+    }
+    if (out.movedToRunning) this.emitChange("task.running", out.task, "running");
+    if (progress !== undefined && this.bus.active) {
+      this.bus.emit({ ...this.eventBase("task.progress", out.task, "running"), progress, ...(note ? { note } : {}) });
+    }
+  }
+
+  /** Renew an agent's lease on a claimed task (and mark it running). */
+  heartbeat(id: string, attemptId: string): Promise<void> {
+    return this.touchAgent(id, attemptId);
+  }
+
+  /** Record an agent's progress (0–100) on a claimed task. */
+  progress(id: string, attemptId: string, pct: number, note?: string): Promise<void> {
+    if (typeof pct !== "number" || !Number.isFinite(pct) || pct < 0 || pct > 100) {
+      return Promise.reject(new ValidationError("must be a number from 0 to 100", "progress"));
+    }
+    return this.touchAgent(id, attemptId, pct, note);
+  }
+
+  /** An agent's result. Goes through the type's quality gate like a local handler's. */
+  async complete(id: string, attemptId: string, result?: unknown): Promise<Task> {
+    const task = await this.owned(id, attemptId);
+    const json = toJson(result, "result");
+    const gate = this.types.get(task.type)?.reg.gate ?? this.defaultGate;
+    if (gate) {
+      const decision = gate({ taskId: id, type: task.type, attempt: task.attempt, result, previousResults: this.recentResults(id) });
+      this.instruments.gateDecisions.add(1, { type: task.type, reason: decision.reason });
+      if (!decision.accept) {
+        this.rememberResult(id, result);
+        return this.settleAgentFailure(task, attemptId, `quality gate: ${decision.reason}`, decision.retry);
+      }
+    }
+    const [out] = (await this.store.exchange({ now: this.clock.now(), settle: [{ kind: "complete", id, attemptId, result: json }], claim: null })).settled;
+    if (!out?.ok) throw new StaleAttemptError(id, attemptId, out?.status ?? undefined);
+    this.forgetResults(id);
+    this.emitChange("task.completed", task, "completed");
+    this.instruments.completed.add(1, { type: task.type });
+    this.afterCascade(out.cascade);
+    this.settledLocally(id);
+    return this.get(id);
+  }
+
+  /** An agent's failure: retried with backoff while retries remain (`retry: false` fails it now). */
+  async fail(id: string, attemptId: string, error: unknown, opts: { retry?: boolean } = {}): Promise<Task> {
+    const task = await this.owned(id, attemptId);
+    return this.settleAgentFailure(task, attemptId, errorText(error), opts.retry ?? true);
+  }
+
+  private async settleAgentFailure(task: Task, attemptId: string, error: string, retryable: boolean): Promise<Task> {
+    const used = task.attempt - task.crashCount;
+    const retry = retryable && used <= task.maxRetries;
+    const retryAt = retry ? this.clock.now() + backoffDelay(used, await this.backoffOf(task)) : null;
+    const [out] = (
+      await this.store.exchange({
+        now: this.clock.now(),
+        settle: [{ kind: "fail", id: task.id, attemptId, error: errorText(error), retryAt }],
+        claim: null,
+      })
+    ).settled;
+    if (!out?.ok) throw new StaleAttemptError(task.id, attemptId, out?.status ?? undefined);
+    this.emitChange(retry ? "task.retrying" : "task.failed", task, retry ? "retrying" : "failed", error);
+    (retry ? this.instruments.retried : this.instruments.failed).add(1, { type: task.type });
+    this.afterCascade(out.cascade);
+    if (retry) {
+      if (this.started) this.dispatcher.wakeAt(retryAt!);
+    } else {
+      this.forgetResults(task.id);
+      this.settledLocally(task.id);
+    }
+    return this.get(task.id);
+  }
+
+  private async backoffOf(task: Task): Promise<BackoffOptions | undefined> {
+    return this.types.get(task.type)?.settings.backoff ?? undefined;
+  }
+
+  private afterCascade(cascade: TaskChange[]): void {
+    for (const c of cascade) {
+      this.emitChange("task.cancelled", c, "cancelled", c.error);
+      this.settledLocally(c.id);
+    }
+  }
+
+  private async owned(id: string, attemptId: string): Promise<Task> {
+    const task = await this.get(id);
+    if (task.attemptId !== attemptId || (task.status !== "claimed" && task.status !== "running")) {
+      throw new StaleAttemptError(id, attemptId, task.status);
+    }
+    return task;
+  }
+
+  // ---------------------------------------------------------------- events
+
+  private eventBase(type: LoomEventType, ref: TaskRef, status: string): LoomEvent {
+    return {
+      type,
+      taskId: ref.id,
+      taskType: ref.type,
+      ...(ref.workflowId ? { workflowId: ref.workflowId } : {}),
+      tenant: ref.tenant,
+      project: ref.project,
+      requestId: ref.requestId,
+      status,
+      attempt: ref.attempt,
+      at: new Date(this.clock.now()),
+    };
+  }
+
+  /** @internal */
+  emitChange(type: LoomEventType, ref: TaskRef, status: TaskStatus, error?: string | null): void {
+    if (type === "task.completed") this.recordCompletion(ref.type);
+    if (!this.bus.active) return;
+    const event = this.eventBase(type, ref, status);
+    if (error) event.error = error;
+    this.bus.emit(event);
+  }
+
+  /** @internal */
+  emitEvent(event: LoomEvent): void {
+    if (this.bus.active) this.bus.emit(event);
+  }
+
+  private settledLocally(id: string): void {
+    if (this.waiters.has(id)) void this.checkWaiters([id]);
+  }
+
+  private recentResults(id: string): unknown[] {
+    return this.results.get(id) ?? [];
+  }
+
+  private rememberResult(id: string, result: unknown): void {
+    const list = this.results.get(id) ?? [];
+    list.push(result);
+    if (list.length > 10) list.shift();
+    this.results.set(id, list);
+    // Bounded: results of tasks retried elsewhere would otherwise never be forgotten.
+    if (this.results.size > 10_000) this.results.delete(this.results.keys().next().value!);
+  }
+
+  private forgetResults(id: string): void {
+    if (this.results.size) this.results.delete(id);
+  }
+
+  private dispatcherHost(): DispatcherHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const engine = this;
+    return {
+      get name() {
+        return engine.name;
+      },
+      get store() {
+        return engine.store;
+      },
+      get clock() {
+        return engine.clock;
+      },
+      get logger() {
+        return engine.logger;
+      },
+      get instruments() {
+        return engine.instruments;
+      },
+      get concurrency() {
+        return engine.concurrency;
+      },
+      get pollMs() {
+        return engine.pollMs;
+      },
+      get heartbeatMs() {
+        let min = engine.leaseMs;
+        for (const t of engine.types.values()) min = Math.min(min, t.settings.leaseMs);
+        return Math.max(10, Math.floor(min / 3));
+      },
+      handlerFor: (type) => engine.types.get(type)?.reg,
+      registeredTypes: () => engine.typeList,
+      emitChange: (type, ref: ClaimedTask | TaskChange, status, error) => engine.emitChange(type, ref, status, error),
+      emitProgress: (attempt: Attempt, pct, note) => {
+        if (!engine.bus.active) return;
+        engine.bus.emit({
+          ...engine.eventBase("task.progress", attempt.claimed, "running"),
+          progress: pct,
+          ...(note ? { note } : {}),
+        });
+      },
+      settledLocally: (id) => engine.settledLocally(id),
+      recentResults: (id) => engine.recentResults(id),
+      rememberResult: (id, r) => engine.rememberResult(id, r),
+      forgetResults: (id) => engine.forgetResults(id),
+    };
+  }
+}
+
+/** Create an engine. Migrations start at once; every call waits for them. */
+export function createEngine(opts: EngineOptions = {}): Engine {
+  return new Engine(opts);
+}

@@ -1,0 +1,26 @@
+export { createEngine, Engine } from "./core/engine.js";
+export type { EngineOptions, CloseOptions, AgentClaimOptions, PurgeOptions, RetentionOptions } from "./core/engine.js";
+export { sqlite, SqliteStore } from "./stores/sqlite/sqlite-store.js";
+export type { SqliteStoreOptions } from "./stores/sqlite/sqlite-store.js";
+export * from "./core/errors.js";
+export * from "./core/types.js";
+export { withRequestId, currentRequestId } from "./core/request-context.js";
+export { systemClock, ManualClock } from "./core/clock.js";
+export type { Clock, TimerHandle } from "./core/clock.js";
+export { silentLogger } from "./core/logger.js";
+export type { Logger, LogFn } from "./core/logger.js";
+export { timeOrderedIds } from "./core/ids.js";
+export type { IdGenerator } from "./core/ids.js";
+export { redact } from "./core/redact.js";
+export { backoffDelay, DEFAULT_BACKOFF } from "./core/backoff.js";
+export {
+  checks,
+  composeGate,
+  defaultChecks,
+  emptyResult,
+  rateLimited,
+  thrashing,
+  isEmptyResult,
+  jaccard,
+} from "./core/gate.js";
+export type { Store, StoreCapabilities } from "./store/store.js";

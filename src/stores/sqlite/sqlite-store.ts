@@ -1,0 +1,719 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { StoreError, ValidationError } from "../../core/errors.js";
+import type { Page, Task, TaskFilter, TaskStatus } from "../../core/types.js";
+import { encodeCursor, filterSql, pageSize, type FilterDialect } from "../../store/filter.js";
+import { loadMigrations } from "../../store/migrations.js";
+import type {
+  AgentClaimRequest,
+  AttemptRef,
+  ClaimedTask,
+  ExchangeRequest,
+  ExchangeResult,
+  InsertOutcome,
+  NewTask,
+  SettleOutcome,
+  Store,
+  TaskChange,
+  TouchOutcome,
+  TouchRequest,
+} from "../../store/store.js";
+import { rowToTask, type TaskRow } from "./rows.js";
+
+export interface SqliteStoreOptions {
+  /**
+   * `NORMAL` (default): in WAL mode a commit survives a process crash, but the last commits
+   * before a power loss or OS crash may be lost. `FULL`: every commit is synced to disk
+   * before `submit` returns — survives power loss, costs an fsync per transaction.
+   */
+  synchronous?: "OFF" | "NORMAL" | "FULL" | "EXTRA";
+  /** How long a writer waits for another process's lock before failing, in ms. Default 5000. */
+  busyTimeoutMs?: number;
+  /** How often to look for writes by other processes (a cheap `PRAGMA data_version`), in ms. Default 5. */
+  watchIntervalMs?: number;
+  /** An already open better-sqlite3 database to use (the caller keeps ownership). */
+  database?: Database.Database;
+}
+
+const READY = `status IN ('pending', 'retrying') AND deps_left = 0`;
+const ACTIVE = `status IN ('claimed', 'running')`;
+const NOT_TERMINAL = `status NOT IN ('completed', 'failed', 'failed_crash', 'cancelled')`;
+const HOT_COLUMNS = `id, type, tenant, project, request_id, workflow_id, attempt, attempt_id, input,
+  caller, priority, labels, metadata, timeout_ms, max_retries, crash_count, backoff, lease_ms, run_at,
+  trace_context`;
+const CHANGE_COLUMNS = `id, type, tenant, project, request_id, workflow_id, attempt, status, error`;
+
+const dialect: FilterDialect = {
+  param(params, value) {
+    params.push(value);
+    return "?";
+  },
+  label(params, key, value) {
+    params.push(JSON.stringify(key), value);
+    return `json_extract(labels, '$.' || ?) = ?`;
+  },
+};
+
+interface HotRow {
+  id: string;
+  type: string;
+  tenant: string;
+  project: string;
+  request_id: string | null;
+  workflow_id: string | null;
+  attempt: number;
+  attempt_id: string;
+  input: string | null;
+  caller: string | null;
+  priority: number;
+  labels: string | null;
+  metadata: string | null;
+  timeout_ms: number | null;
+  max_retries: number;
+  crash_count: number;
+  backoff: string | null;
+  lease_ms: number;
+  run_at: number;
+  trace_context: string | null;
+}
+
+interface ChangeRow {
+  id: string;
+  type: string;
+  tenant: string;
+  project: string;
+  request_id: string | null;
+  workflow_id: string | null;
+  attempt: number;
+  status: TaskStatus;
+  error: string | null;
+}
+
+const toChange = (r: ChangeRow): TaskChange => ({
+  id: r.id,
+  type: r.type,
+  tenant: r.tenant,
+  project: r.project,
+  requestId: r.request_id,
+  workflowId: r.workflow_id,
+  attempt: r.attempt,
+  status: r.status,
+  error: r.error,
+});
+
+const toClaimed = (r: HotRow): ClaimedTask => ({
+  id: r.id,
+  type: r.type,
+  tenant: r.tenant,
+  project: r.project,
+  requestId: r.request_id,
+  workflowId: r.workflow_id,
+  attempt: r.attempt,
+  attemptId: r.attempt_id,
+  input: r.input,
+  caller: r.caller,
+  priority: r.priority,
+  labels: r.labels,
+  metadata: r.metadata,
+  timeoutMs: r.timeout_ms,
+  maxRetries: r.max_retries,
+  crashCount: r.crash_count,
+  backoff: r.backoff,
+  leaseMs: r.lease_ms,
+  runAt: r.run_at,
+  traceContext: r.trace_context,
+});
+
+/** An attempt-id prefix unique to one claim write; the attempt number makes each token unique. */
+function claimNonce(): string {
+  return randomBytes(6).toString("base64url");
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode, shared safely by several processes on one
+ * machine. better-sqlite3 is synchronous, so each method runs its transaction to the end before
+ * returning a settled promise: there is never a transaction open across an `await`.
+ */
+export class SqliteStore implements Store {
+  readonly dialect = "sqlite";
+  readonly capabilities = { transactionalEnqueue: true, multiProcess: true };
+  /** The connection; pass it as `submit(req, { tx: store.db })` inside your own `db.transaction`. */
+  readonly db: Database.Database;
+
+  private readonly ownsDb: boolean;
+  private readonly watchIntervalMs: number;
+  private closed = false;
+  private migrated = false;
+  private readonly knownTypes = new Set<string>();
+  private readonly listeners = new Set<() => void>();
+  private watchTimer: NodeJS.Timeout | null = null;
+  private lastDataVersion = 0;
+  private stmts!: ReturnType<SqliteStore["prepare"]>;
+
+  constructor(
+    readonly path: string,
+    opts: SqliteStoreOptions = {},
+  ) {
+    this.watchIntervalMs = opts.watchIntervalMs ?? 5;
+    try {
+      if (opts.database) {
+        this.db = opts.database;
+        this.ownsDb = false;
+      } else {
+        if (path !== ":memory:" && !path.startsWith("file:")) mkdirSync(dirname(path), { recursive: true });
+        this.db = new Database(path);
+        this.ownsDb = true;
+      }
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
+      this.db.pragma(`synchronous = ${opts.synchronous ?? "NORMAL"}`);
+      this.db.pragma("foreign_keys = OFF");
+    } catch (err) {
+      throw new StoreError(`cannot open SQLite database at ${path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async migrate(): Promise<void> {
+    if (this.migrated) return;
+    const migrations = loadMigrations(new URL("./migrations/", import.meta.url));
+    this.db.exec(`CREATE TABLE IF NOT EXISTS loom_migrations (
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+    // IMMEDIATE takes the write lock first, so two processes starting together apply each file once.
+    const apply = this.db.transaction(() => {
+      const done = new Set(
+        (this.db.prepare("SELECT version FROM loom_migrations").all() as { version: number }[]).map((r) => r.version),
+      );
+      for (const m of migrations) {
+        if (done.has(m.version)) continue;
+        this.db.exec(m.sql);
+        this.db
+          .prepare("INSERT INTO loom_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+          .run(m.version, m.name, Date.now());
+      }
+    });
+    apply.immediate();
+    this.stmts = this.prepare();
+    for (const r of this.db.prepare("SELECT type FROM loom_task_types").all() as { type: string }[]) {
+      this.knownTypes.add(r.type);
+    }
+    this.migrated = true;
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insert: db.prepare(`INSERT INTO loom_tasks (id, type, status, input, tenant, project, caller, priority,
+        lane, labels, metadata, max_retries, backoff, crash_policy, max_crashes, lease_ms, timeout_ms, run_at,
+        deps_left, depends_on, idempotency_key, request_id, workflow_id, trace_context, error, completed_at,
+        created_at, updated_at)
+        VALUES (@id, @type, @status, @input, @tenant, @project, @caller, @priority, @lane, @labels, @metadata,
+        @maxRetries, @backoff, @crashPolicy, @maxCrashes, @leaseMs, @timeoutMs, @runAt, @depsLeft, @dependsOn,
+        @idempotencyKey, @requestId, @workflowId, @traceContext, @error, @completedAt, @createdAt, @createdAt)
+        ON CONFLICT DO NOTHING`),
+      byIdempotency: db.prepare(`SELECT id, status, error FROM loom_tasks WHERE tenant = ? AND idempotency_key = ?`),
+      depState: db.prepare(`SELECT id, status, tenant FROM loom_tasks WHERE id = ?`),
+      insertDep: db.prepare(`INSERT OR IGNORE INTO loom_task_deps (depends_on, task_id) VALUES (?, ?)`),
+      markHasDependents: db.prepare(`UPDATE loom_tasks SET has_dependents = 1 WHERE id = ? AND has_dependents = 0`),
+      insertType: db.prepare(`INSERT OR IGNORE INTO loom_task_types (type) VALUES (?)`),
+      get: db.prepare(`SELECT * FROM loom_tasks WHERE id = ?`),
+      depsOf: db.prepare(`SELECT depends_on FROM loom_task_deps WHERE task_id = ?`),
+      complete: db.prepare(`UPDATE loom_tasks SET status = 'completed', result = ?, error = NULL,
+        completed_at = ?, updated_at = ?, lease_expires_at = NULL
+        WHERE id = ? AND attempt_id = ? AND ${ACTIVE} RETURNING has_dependents`),
+      failFinal: db.prepare(`UPDATE loom_tasks SET status = 'failed', error = ?, completed_at = ?, updated_at = ?,
+        lease_expires_at = NULL WHERE id = ? AND attempt_id = ? AND ${ACTIVE} RETURNING has_dependents`),
+      failRetry: db.prepare(`UPDATE loom_tasks SET status = 'retrying', error = ?, run_at = ?, updated_at = ?,
+        lease_expires_at = NULL WHERE id = ? AND attempt_id = ? AND ${ACTIVE}`),
+      release: db.prepare(`UPDATE loom_tasks SET status = 'pending', updated_at = ?, lease_expires_at = NULL
+        WHERE id = ? AND attempt_id = ? AND ${ACTIVE}`),
+      statusOf: db.prepare(`SELECT status FROM loom_tasks WHERE id = ?`),
+      unblock: db.prepare(`UPDATE loom_tasks SET deps_left = deps_left - 1, updated_at = ?
+        WHERE id IN (SELECT task_id FROM loom_task_deps WHERE depends_on = ?) AND status = 'pending' AND deps_left > 0`),
+      cascade: db.prepare(`WITH RECURSIVE dependents(id) AS (
+          SELECT task_id FROM loom_task_deps WHERE depends_on = ?
+          UNION SELECT d.task_id FROM loom_task_deps d JOIN dependents ON d.depends_on = dependents.id)
+        UPDATE loom_tasks SET status = 'cancelled', error = ?, completed_at = ?, updated_at = ?, lease_expires_at = NULL
+        WHERE id IN (SELECT id FROM dependents) AND ${NOT_TERMINAL}
+        RETURNING ${CHANGE_COLUMNS}`),
+      candidates: db.prepare(`SELECT id, priority, run_at FROM loom_tasks
+        WHERE type = ? AND ${READY} AND run_at <= ?
+        ORDER BY priority DESC, run_at, id LIMIT ?`),
+      claimRunning: db.prepare(`UPDATE loom_tasks SET status = 'running', attempt = attempt + 1,
+        attempt_id = ? || '.' || (attempt + 1), engine_name = ?, lease_expires_at = ? + lease_ms,
+        started_at = ?, updated_at = ?, progress = NULL, progress_note = NULL
+        WHERE id IN (SELECT value FROM json_each(?)) AND ${READY}
+        RETURNING ${HOT_COLUMNS}`),
+      claimOne: db.prepare(`UPDATE loom_tasks SET status = ?, attempt = attempt + 1,
+        attempt_id = ? || '.' || (attempt + 1), engine_name = ?, lease_expires_at = ? + lease_ms,
+        started_at = ?, updated_at = ?, progress = NULL, progress_note = NULL
+        WHERE id = ? AND ${READY} RETURNING *`),
+      agentActive: db.prepare(`SELECT count(*) AS n FROM loom_tasks WHERE ${ACTIVE} AND engine_name = ?`),
+      touch: db.prepare(`UPDATE loom_tasks SET status = 'running', lease_expires_at = ? + lease_ms, updated_at = ?,
+        progress = coalesce(?, progress), progress_note = CASE WHEN ? IS NULL THEN progress_note ELSE ? END
+        WHERE id = ? AND attempt_id = ? AND ${ACTIVE}
+        RETURNING id, type, tenant, project, request_id, workflow_id, attempt`),
+      heartbeat: db.prepare(`UPDATE loom_tasks SET lease_expires_at = ? + lease_ms, updated_at = ?
+        WHERE id = ? AND attempt_id = ? AND ${ACTIVE}`),
+      expired: db.prepare(`SELECT id FROM loom_tasks WHERE ${ACTIVE} AND lease_expires_at < ? LIMIT ?`),
+      ofEngine: db.prepare(`SELECT id FROM loom_tasks WHERE ${ACTIVE} AND engine_name = ?`),
+      crashRow: db.prepare(`SELECT status, crash_policy, crash_count, max_crashes FROM loom_tasks WHERE id = ?`),
+      crash: db.prepare(`UPDATE loom_tasks SET status = ?, crash_count = crash_count + 1, error = ?, run_at = ?,
+        completed_at = ?, updated_at = ?, lease_expires_at = NULL
+        WHERE id = ? AND ${ACTIVE} RETURNING ${CHANGE_COLUMNS}, has_dependents`),
+      promote: db.prepare(`UPDATE loom_tasks SET status = 'pending', updated_at = ?
+        WHERE status = 'retrying' AND run_at <= ?`),
+      position: db.prepare(`SELECT t.type, t.status, (SELECT count(*) FROM loom_tasks o
+          WHERE o.type = t.type AND o.status IN ('pending', 'retrying') AND o.deps_left = 0 AND o.run_at <= ?
+            AND (o.priority > t.priority OR (o.priority = t.priority
+              AND (o.run_at < t.run_at OR (o.run_at = t.run_at AND o.id < t.id))))) AS ahead,
+          t.deps_left, t.run_at
+        FROM loom_tasks t WHERE t.id = ?`),
+    };
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new StoreError("the SQLite store is closed");
+    if (!this.migrated) throw new StoreError("the SQLite store is not migrated: call migrate() first");
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.listeners.clear();
+    if (this.ownsDb) this.db.close();
+  }
+
+  async insertTasks(tasks: NewTask[], tx?: unknown): Promise<InsertOutcome[]> {
+    this.ensureOpen();
+    if (tx !== undefined && tx !== this.db) {
+      throw new ValidationError("for the SQLite store, tx must be the store's own connection (store.db)", "tx");
+    }
+    const run = () => tasks.map((t) => this.insertOne(t, tasks));
+    // Inside the caller's transaction, better-sqlite3 nests ours as a savepoint.
+    return this.db.inTransaction ? this.db.transaction(run)() : this.db.transaction(run).immediate();
+  }
+
+  private insertOne(t: NewTask, batch: NewTask[]): InsertOutcome {
+    const s = this.stmts;
+    let depsLeft = 0;
+    let cancelReason: string | null = null;
+    for (const dep of t.dependsOn) {
+      const row = s.depState.get(dep) as { id: string; status: TaskStatus; tenant: string } | undefined;
+      if (!row || row.tenant !== t.tenant) {
+        const inBatch = batch.some((b) => b.id === dep);
+        throw new ValidationError(
+          inBatch ? `dependency ${dep} must come before the task that depends on it` : `unknown dependency id ${dep}`,
+          "dependsOn",
+        );
+      }
+      if (row.status === "completed") continue;
+      if (row.status === "failed" || row.status === "failed_crash" || row.status === "cancelled") {
+        cancelReason ??= `dependency ${dep} ended ${row.status}`;
+      } else depsLeft++;
+    }
+    const cancelled = cancelReason !== null;
+    const info = s.insert.run({
+      id: t.id,
+      type: t.type,
+      status: cancelled ? "cancelled" : "pending",
+      input: t.input,
+      tenant: t.tenant,
+      project: t.project,
+      caller: t.caller,
+      priority: t.priority,
+      lane: t.lane,
+      labels: t.labels ? JSON.stringify(t.labels) : null,
+      metadata: t.metadata ? JSON.stringify(t.metadata) : null,
+      maxRetries: t.maxRetries,
+      backoff: t.backoff ? JSON.stringify(t.backoff) : null,
+      crashPolicy: t.crashPolicy,
+      maxCrashes: t.maxCrashes,
+      leaseMs: t.leaseMs,
+      timeoutMs: t.timeoutMs,
+      runAt: t.runAt,
+      depsLeft,
+      dependsOn: t.dependsOn.length ? JSON.stringify(t.dependsOn) : null,
+      idempotencyKey: t.idempotencyKey,
+      requestId: t.requestId,
+      workflowId: t.workflowId,
+      traceContext: t.traceContext ? JSON.stringify(t.traceContext) : null,
+      error: cancelReason,
+      completedAt: cancelled ? t.createdAt : null,
+      createdAt: t.createdAt,
+    });
+    if (info.changes === 0) {
+      const existing = t.idempotencyKey
+        ? (s.byIdempotency.get(t.tenant, t.idempotencyKey) as { id: string; status: TaskStatus; error: string | null } | undefined)
+        : undefined;
+      if (!existing) throw new ValidationError(`a task with id ${t.id} already exists`, "id");
+      return { id: existing.id, created: false, status: existing.status, error: existing.error };
+    }
+    for (const dep of t.dependsOn) {
+      s.insertDep.run(dep, t.id);
+      s.markHasDependents.run(dep);
+    }
+    if (!this.knownTypes.has(t.type)) {
+      s.insertType.run(t.type);
+      this.knownTypes.add(t.type);
+    }
+    return { id: t.id, created: true, status: cancelled ? "cancelled" : "pending", error: cancelReason };
+  }
+
+  async getTask(id: string): Promise<Task | null> {
+    this.ensureOpen();
+    const row = this.stmts.get.get(id) as TaskRow | undefined;
+    return row ? rowToTask(row) : null;
+  }
+
+  async listTasks(filter: TaskFilter): Promise<Page<Task>> {
+    this.ensureOpen();
+    const limit = pageSize(filter);
+    const { where, params } = filterSql(filter, dialect, true);
+    const sql = `SELECT * FROM loom_tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+      ORDER BY id DESC LIMIT ${limit + 1}`;
+    const rows = this.db.prepare(sql).all(...params) as TaskRow[];
+    const more = rows.length > limit;
+    const items = (more ? rows.slice(0, limit) : rows).map(rowToTask);
+    return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!.id) : null };
+  }
+
+  async countTasks(filter: TaskFilter): Promise<number> {
+    this.ensureOpen();
+    const { where, params } = filterSql({ ...filter, cursor: undefined }, dialect, false);
+    const sql = `SELECT count(*) AS n FROM loom_tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}`;
+    return (this.db.prepare(sql).get(...params) as { n: number }).n;
+  }
+
+  async exchange(req: ExchangeRequest): Promise<ExchangeResult> {
+    this.ensureOpen();
+    return this.db.transaction(() => {
+      const settled = req.settle.length ? this.settleAll(req) : [];
+      const claimed = req.claim && req.claim.limit > 0 ? this.claimRunning(req) : [];
+      return { settled, claimed };
+    }).immediate();
+  }
+
+  private settleAll(req: ExchangeRequest): SettleOutcome[] {
+    const s = this.stmts;
+    const now = req.now;
+    return req.settle.map((item): SettleOutcome => {
+      let hasDependents = false;
+      let ok: boolean;
+      let status: TaskStatus;
+      if (item.kind === "complete") {
+        const row = s.complete.get(item.result, now, now, item.id, item.attemptId) as { has_dependents: number } | undefined;
+        ok = row !== undefined;
+        hasDependents = row?.has_dependents === 1;
+        status = "completed";
+        if (ok && hasDependents) s.unblock.run(now, item.id);
+        if (ok) return { id: item.id, ok, status, cascade: [] };
+      } else if (item.kind === "fail" && item.retryAt === null) {
+        const row = s.failFinal.get(item.error, now, now, item.id, item.attemptId) as { has_dependents: number } | undefined;
+        ok = row !== undefined;
+        status = "failed";
+        if (row) {
+          const cascade = row.has_dependents === 1 ? this.cancelDependents(item.id, `dependency ${item.id} ended failed`, now) : [];
+          return { id: item.id, ok, status, cascade };
+        }
+      } else if (item.kind === "fail") {
+        ok = s.failRetry.run(item.error, item.retryAt, now, item.id, item.attemptId).changes === 1;
+        status = "retrying";
+        if (ok) return { id: item.id, ok, status, cascade: [] };
+      } else {
+        ok = s.release.run(now, item.id, item.attemptId).changes === 1;
+        status = "pending";
+        if (ok) return { id: item.id, ok, status, cascade: [] };
+      }
+      const found = s.statusOf.get(item.id) as { status: TaskStatus } | undefined;
+      return { id: item.id, ok: false, status: found?.status ?? null, cascade: [] };
+    });
+  }
+
+  private cancelDependents(id: string, reason: string, now: number): TaskChange[] {
+    return (this.stmts.cascade.all(id, reason, now, now) as ChangeRow[]).map(toChange);
+  }
+
+  private claimRunning(req: ExchangeRequest): ClaimedTask[] {
+    const claim = req.claim!;
+    const now = req.now;
+    let ids: string[];
+    if (claim.types.length === 1) {
+      ids = (this.stmts.candidates.all(claim.types[0], now, claim.limit) as { id: string }[]).map((r) => r.id);
+    } else {
+      ids = this.bestAcrossTypes(claim.types, now, claim.limit);
+    }
+    if (ids.length === 0) return [];
+    const rows = this.stmts.claimRunning.all(
+      claimNonce(),
+      claim.engineName,
+      now,
+      now,
+      now,
+      JSON.stringify(ids),
+    ) as HotRow[];
+    return rows.map(toClaimed);
+  }
+
+  /** Best `limit` ready ids over several types: one index range per type, merged here. */
+  private bestAcrossTypes(types: string[], now: number, limit: number): string[] {
+    const all: { id: string; priority: number; run_at: number }[] = [];
+    for (const type of types) {
+      all.push(...(this.stmts.candidates.all(type, now, limit) as { id: string; priority: number; run_at: number }[]));
+    }
+    if (all.length <= limit && types.length <= 1) return all.map((r) => r.id);
+    all.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return all.slice(0, limit).map((r) => r.id);
+  }
+
+  async claimForAgent(req: AgentClaimRequest): Promise<Task | null> {
+    this.ensureOpen();
+    return this.db.transaction((): Task | null => {
+      const held = (this.stmts.agentActive.get(req.agent) as { n: number }).n;
+      if (held >= req.max) return null;
+      const types = req.types?.length ? req.types : [...this.allTypes()];
+      const extra: string[] = [];
+      const params: unknown[] = [];
+      if (req.tenant !== undefined) (extra.push("tenant = ?"), params.push(req.tenant));
+      if (req.project !== undefined) (extra.push("project = ?"), params.push(req.project));
+      if (req.lanes?.length) (extra.push(`lane IN (${req.lanes.map(() => "?").join(", ")})`), params.push(...req.lanes));
+      const sql = `SELECT id, priority, run_at FROM loom_tasks WHERE type = ? AND ${READY} AND run_at <= ?
+        ${extra.map((c) => `AND ${c}`).join(" ")} ORDER BY priority DESC, run_at, id LIMIT 1`;
+      const stmt = this.db.prepare(sql);
+      let best: { id: string; priority: number; run_at: number } | undefined;
+      for (const type of types) {
+        const row = stmt.get(type, req.now, ...params) as typeof best;
+        if (
+          row &&
+          (!best ||
+            row.priority > best.priority ||
+            (row.priority === best.priority && (row.run_at < best.run_at || (row.run_at === best.run_at && row.id < best.id))))
+        ) {
+          best = row;
+        }
+      }
+      if (!best) return null;
+      const row = this.stmts.claimOne.get("claimed", claimNonce(), req.agent, req.now, req.now, req.now, best.id) as
+        | TaskRow
+        | undefined;
+      return row ? this.withDeps(row) : null;
+    }).immediate();
+  }
+
+  private allTypes(): Set<string> {
+    // Another process may have submitted types this one never saw.
+    for (const r of this.db.prepare("SELECT type FROM loom_task_types").all() as { type: string }[]) {
+      this.knownTypes.add(r.type);
+    }
+    return this.knownTypes;
+  }
+
+  private withDeps(row: TaskRow): Task {
+    return rowToTask(row);
+  }
+
+  async touch(req: TouchRequest): Promise<TouchOutcome> {
+    this.ensureOpen();
+    const note = req.note ?? null;
+    const before = this.stmts.statusOf.get(req.id) as { status: TaskStatus } | undefined;
+    const row = this.stmts.touch.get(req.now, req.now, req.progress ?? null, note, note, req.id, req.attemptId) as
+      | Omit<ChangeRow, "status" | "error">
+      | undefined;
+    if (!row) return { ok: false, status: before?.status ?? null };
+    return {
+      ok: true,
+      status: "running",
+      movedToRunning: before?.status === "claimed",
+      task: {
+        id: row.id,
+        type: row.type,
+        tenant: row.tenant,
+        project: row.project,
+        requestId: row.request_id,
+        workflowId: row.workflow_id,
+        attempt: row.attempt,
+      },
+    };
+  }
+
+  async heartbeatMany(items: AttemptRef[], now: number): Promise<string[]> {
+    this.ensureOpen();
+    if (items.length === 0) return [];
+    return this.db.transaction(() => {
+      const lost: string[] = [];
+      for (const it of items) {
+        if (this.stmts.heartbeat.run(now, now, it.id, it.attemptId).changes === 0) lost.push(it.id);
+      }
+      return lost;
+    }).immediate();
+  }
+
+  async cancel(target: { ids: string[] } | { filter: TaskFilter }, reason: string, now: number): Promise<TaskChange[]> {
+    this.ensureOpen();
+    return this.db.transaction(() => {
+      let where: string[];
+      let params: unknown[];
+      if ("ids" in target) {
+        if (target.ids.length === 0) return [];
+        where = [`id IN (SELECT value FROM json_each(?))`];
+        params = [JSON.stringify(target.ids)];
+      } else {
+        ({ where, params } = filterSql({ ...target.filter, cursor: undefined }, dialect, false));
+      }
+      const sql = `UPDATE loom_tasks SET status = 'cancelled', error = ?, completed_at = ?, updated_at = ?,
+        lease_expires_at = NULL WHERE ${[...where, NOT_TERMINAL].join(" AND ")}
+        RETURNING ${CHANGE_COLUMNS}, has_dependents`;
+      const rows = this.db.prepare(sql).all(reason, now, now, ...params) as (ChangeRow & { has_dependents: number })[];
+      const changes = rows.map(toChange);
+      for (const r of rows) {
+        if (r.has_dependents === 1) changes.push(...this.cancelDependents(r.id, `dependency ${r.id} was cancelled`, now));
+      }
+      return changes;
+    }).immediate();
+  }
+
+  async rescueExpired(now: number, limit: number): Promise<TaskChange[]> {
+    this.ensureOpen();
+    return this.db.transaction(() => {
+      const ids = (this.stmts.expired.all(now, limit) as { id: string }[]).map((r) => r.id);
+      return this.crashAll(ids, now, "lease expired: the attempt stopped sending heartbeats");
+    }).immediate();
+  }
+
+  async recoverEngine(engineName: string, now: number): Promise<TaskChange[]> {
+    this.ensureOpen();
+    return this.db.transaction(() => {
+      const ids = (this.stmts.ofEngine.all(engineName) as { id: string }[]).map((r) => r.id);
+      return this.crashAll(ids, now, `engine ${engineName} restarted while the attempt was in flight`);
+    }).immediate();
+  }
+
+  /** Apply the crash policy to each in-flight task; see docs/state-machine.md. */
+  private crashAll(ids: string[], now: number, why: string): TaskChange[] {
+    const changes: TaskChange[] = [];
+    for (const id of ids) {
+      const r = this.stmts.crashRow.get(id) as
+        | { status: TaskStatus; crash_policy: string; crash_count: number; max_crashes: number }
+        | undefined;
+      if (!r) continue;
+      const crashes = r.crash_count + 1;
+      let to: TaskStatus;
+      let error = why;
+      if (crashes > r.max_crashes) {
+        to = "failed_crash";
+        error = `${why}; crashed ${crashes} times, more than maxCrashes ${r.max_crashes}`;
+      } else if (r.crash_policy === "retry") {
+        to = r.status === "claimed" ? "pending" : "retrying";
+      } else {
+        to = "failed_crash";
+      }
+      const terminal = to === "failed_crash";
+      const row = this.stmts.crash.get(to, error, now, terminal ? now : null, now, id) as
+        | (ChangeRow & { has_dependents: number })
+        | undefined;
+      if (!row) continue;
+      changes.push(toChange(row));
+      if (terminal && row.has_dependents === 1) {
+        changes.push(...this.cancelDependents(id, `dependency ${id} ended failed_crash`, now));
+      }
+    }
+    return changes;
+  }
+
+  async promoteDue(now: number): Promise<number> {
+    this.ensureOpen();
+    return this.stmts.promote.run(now, now).changes;
+  }
+
+  async nextRunAt(types: string[], now: number): Promise<number | null> {
+    this.ensureOpen();
+    if (types.length === 0) return null;
+    const row = this.db
+      .prepare(
+        `SELECT min(run_at) AS at FROM loom_tasks WHERE type IN (${types.map(() => "?").join(", ")})
+         AND ${READY} AND run_at > ?`,
+      )
+      .get(...types, now) as { at: number | null };
+    return row.at;
+  }
+
+  async queuePosition(id: string, now: number) {
+    this.ensureOpen();
+    const row = this.stmts.position.get(now, id) as
+      | { type: string; status: TaskStatus; ahead: number; deps_left: number; run_at: number }
+      | undefined;
+    if (!row) return null;
+    if ((row.status !== "pending" && row.status !== "retrying") || row.deps_left > 0) {
+      return { position: 0, type: row.type, status: row.status, queued: false };
+    }
+    return { position: row.ahead + 1, type: row.type, status: row.status, queued: true };
+  }
+
+  async purge(before: number, statuses: TaskStatus[]): Promise<number> {
+    this.ensureOpen();
+    if (statuses.length === 0) return 0;
+    const marks = statuses.map(() => "?").join(", ");
+    const select = this.db.prepare(
+      `SELECT id FROM loom_tasks WHERE completed_at < ? AND status IN (${marks}) LIMIT 5000`,
+    );
+    const del = this.db.prepare(`DELETE FROM loom_tasks WHERE id IN (SELECT value FROM json_each(?))`);
+    const delDeps = this.db.prepare(
+      `DELETE FROM loom_task_deps WHERE task_id IN (SELECT value FROM json_each(?1))
+         OR depends_on IN (SELECT value FROM json_each(?1))`,
+    );
+    let total = 0;
+    // Small batches keep the write lock short so dispatch in other processes is not stalled.
+    for (;;) {
+      const n = this.db.transaction(() => {
+        const ids = (select.all(before, ...statuses) as { id: string }[]).map((r) => r.id);
+        if (ids.length === 0) return 0;
+        const json = JSON.stringify(ids);
+        del.run(json);
+        delDeps.run(json);
+        return ids.length;
+      }).immediate();
+      total += n;
+      if (n < 5000) return total;
+    }
+  }
+
+  onExternalChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    if (!this.watchTimer && !this.closed) {
+      this.lastDataVersion = this.dataVersion();
+      this.watchTimer = setInterval(() => this.checkExternalChange(), this.watchIntervalMs);
+      this.watchTimer.unref();
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0 && this.watchTimer) {
+        clearInterval(this.watchTimer);
+        this.watchTimer = null;
+      }
+    };
+  }
+
+  private dataVersion(): number {
+    return this.db.pragma("data_version", { simple: true }) as number;
+  }
+
+  private checkExternalChange(): void {
+    if (this.closed) return;
+    let version: number;
+    try {
+      version = this.dataVersion();
+    } catch {
+      return;
+    }
+    if (version === this.lastDataVersion) return;
+    this.lastDataVersion = version;
+    for (const l of this.listeners) l();
+  }
+}
+
+/** The embedded store. `path` is a file (created with its folder if missing) or `":memory:"`. */
+export function sqlite(path = ".loom/loom.db", opts: SqliteStoreOptions = {}): SqliteStore {
+  return new SqliteStore(path, opts);
+}
