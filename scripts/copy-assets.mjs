@@ -6,5 +6,6 @@ import { join } from "node:path";
 const stores = "src/stores";
 for (const dialect of readdirSync(stores)) {
   const from = join(stores, dialect, "migrations");
-  if (existsSync(from)) cpSync(from, join("dist/stores", dialect, "migrations"), { recursive: true });
+  if (existsSync(from))
+    cpSync(from, join("dist/stores", dialect, "migrations"), { recursive: true });
 }

@@ -1,5 +1,11 @@
 export { createEngine, Engine } from "./core/engine.js";
-export type { EngineOptions, CloseOptions, AgentClaimOptions, PurgeOptions, RetentionOptions } from "./core/engine.js";
+export type {
+  EngineOptions,
+  CloseOptions,
+  AgentClaimOptions,
+  PurgeOptions,
+  RetentionOptions,
+} from "./core/engine.js";
 export { sqlite, SqliteStore } from "./stores/sqlite/sqlite-store.js";
 export type { SqliteStoreOptions } from "./stores/sqlite/sqlite-store.js";
 export * from "./core/errors.js";

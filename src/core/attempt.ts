@@ -3,7 +3,7 @@ import { childLogger } from "./logger.js";
 import type { ClaimedTask } from "../store/store.js";
 import type { RunningTask, TaskContext } from "./types.js";
 
-const EMPTY: Record<string, never> = Object.freeze({}) as Record<string, never>;
+const EMPTY: Record<string, never> = Object.freeze({});
 
 /** The task as a handler sees it. Labels and metadata are parsed only if the handler reads them. */
 export class RunningTaskView implements RunningTask {
@@ -42,7 +42,9 @@ export class RunningTaskView implements RunningTask {
   }
 
   get metadata(): Record<string, unknown> {
-    return this.rawMetadata === null ? EMPTY : (JSON.parse(this.rawMetadata) as Record<string, unknown>);
+    return this.rawMetadata === null
+      ? EMPTY
+      : (JSON.parse(this.rawMetadata) as Record<string, unknown>);
   }
 }
 
@@ -96,7 +98,10 @@ export class Attempt implements TaskContext {
   }
 
   get log(): Logger {
-    this.logger ??= childLogger(this.host.logger, { taskId: this.claimed.id, attempt: this.claimed.attempt });
+    this.logger ??= childLogger(this.host.logger, {
+      taskId: this.claimed.id,
+      attempt: this.claimed.attempt,
+    });
     return this.logger;
   }
 

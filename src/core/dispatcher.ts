@@ -28,7 +28,12 @@ export interface DispatcherHost {
   readonly heartbeatMs: number;
   handlerFor(type: string): RegisteredType | undefined;
   registeredTypes(): string[];
-  emitChange(type: LoomEventType, ref: ClaimedTask | TaskChange, status: TaskStatus, error?: string | null): void;
+  emitChange(
+    type: LoomEventType,
+    ref: ClaimedTask | TaskChange,
+    status: TaskStatus,
+    error?: string | null,
+  ): void;
   emitProgress(attempt: Attempt, pct: number, note?: string): void;
   /** A task reached a terminal state in this process (for waiters). */
   settledLocally(id: string): void;
@@ -86,6 +91,7 @@ export class Dispatcher implements AttemptHost {
     this.unwatch = this.host.store.onExternalChange(() => this.wake());
     this.schedulePoll();
     this.scheduleHeartbeat();
+    void this.armDueTimer();
     this.wake();
   }
 
@@ -106,7 +112,9 @@ export class Dispatcher implements AttemptHost {
   }
 
   get isIdle(): boolean {
-    return this.running.size === 0 && this.finished.length === 0 && !this.ticking && !this.tickQueued;
+    return (
+      this.running.size === 0 && this.finished.length === 0 && !this.ticking && !this.tickQueued
+    );
   }
 
   /** Resolves when nothing is running and nothing waits to be written. */
@@ -134,7 +142,9 @@ export class Dispatcher implements AttemptHost {
       at,
       handle: this.host.clock.setTimer(() => {
         this.dueTimer = null;
-        this.wake();
+        // Timers may fire a little early; a claim before `at` would find nothing and sleep till the poll.
+        if (this.host.clock.now() < at) this.wakeAt(at);
+        else this.wake();
       }, delay),
     };
   }
@@ -151,7 +161,10 @@ export class Dispatcher implements AttemptHost {
   /** Ask the store when the next waiting task of ours falls due (tasks delayed by other processes). */
   private async armDueTimer(): Promise<void> {
     try {
-      const at = await this.host.store.nextRunAt(this.host.registeredTypes(), this.host.clock.now());
+      const at = await this.host.store.nextRunAt(
+        this.host.registeredTypes(),
+        this.host.clock.now(),
+      );
       if (at !== null) this.wakeAt(at);
     } catch (err) {
       this.logger.warn({ err }, "could not read the next due time");
@@ -194,7 +207,10 @@ export class Dispatcher implements AttemptHost {
     this.ticking = false;
     for (let i = 0; i < finished.length; i++) this.afterSettle(finished[i]!, settled[i]!);
     for (const c of claimed) this.startAttempt(c, now);
-    if (this.finished.length > 0 || (limit > 0 && claimed.length === limit && this.freeSlots() > 0)) {
+    if (
+      this.finished.length > 0 ||
+      (limit > 0 && claimed.length === limit && this.freeSlots() > 0)
+    ) {
       this.wake();
     } else if (limit > 0 && claimed.length === limit) {
       // Full: the next finished attempt will wake the loop.
@@ -211,13 +227,16 @@ export class Dispatcher implements AttemptHost {
 
   private afterSettle(f: Finished, outcome: SettleOutcome): void {
     const c = f.attempt.claimed;
-    this.host.instruments.runTime.record(this.host.clock.now() - f.attempt.startedAt, { type: c.type });
+    this.host.instruments.runTime.record(this.host.clock.now() - f.attempt.startedAt, {
+      type: c.type,
+    });
     if (!outcome.ok) {
       this.logger.warn(
         { taskId: c.id, attemptId: c.attemptId, status: outcome.status },
         "attempt no longer owned the task; its outcome was discarded",
       );
-      if (outcome.status && outcome.status !== "claimed" && outcome.status !== "running") this.host.settledLocally(c.id);
+      if (outcome.status && outcome.status !== "claimed" && outcome.status !== "running")
+        this.host.settledLocally(c.id);
       return;
     }
     if (f.event === null) return;
@@ -232,7 +251,8 @@ export class Dispatcher implements AttemptHost {
         break;
       case "task.retrying":
         this.host.instruments.retried.add(1, { type: c.type });
-        if (f.settlement.kind === "fail" && f.settlement.retryAt !== null) this.wakeAt(f.settlement.retryAt);
+        if (f.settlement.kind === "fail" && f.settlement.retryAt !== null)
+          this.wakeAt(f.settlement.retryAt);
         break;
     }
     if (f.event !== "task.retrying") {
@@ -263,7 +283,9 @@ export class Dispatcher implements AttemptHost {
     const span = this.host.instruments.tracer.startSpan(
       `loom.task ${c.type}`,
       { attributes: { "loom.task.id": c.id, "loom.task.attempt": c.attempt } },
-      c.traceContext ? contextFrom(JSON.parse(c.traceContext) as Record<string, string>) : undefined,
+      c.traceContext
+        ? contextFrom(JSON.parse(c.traceContext) as Record<string, string>)
+        : undefined,
     );
     let out: unknown;
     try {
@@ -274,7 +296,11 @@ export class Dispatcher implements AttemptHost {
       span.end();
       return this.failed(attempt, err);
     }
-    if (out !== null && typeof out === "object" && typeof (out as Promise<unknown>).then === "function") {
+    if (
+      out !== null &&
+      typeof out === "object" &&
+      typeof (out as Promise<unknown>).then === "function"
+    ) {
       (out as Promise<unknown>).then(
         (result) => {
           span.end();
@@ -300,7 +326,13 @@ export class Dispatcher implements AttemptHost {
     try {
       json = result === undefined ? null : JSON.stringify(result);
     } catch (err) {
-      return this.failed(attempt, new ValidationError(`handler result is not JSON-serialisable: ${(err as Error).message}`, "result"));
+      return this.failed(
+        attempt,
+        new ValidationError(
+          `handler result is not JSON-serialisable: ${(err as Error).message}`,
+          "result",
+        ),
+      );
     }
     if (reg.gate) {
       const decision = reg.gate({
@@ -317,7 +349,11 @@ export class Dispatcher implements AttemptHost {
         return this.failed(attempt, new Error(reason), decision.retry);
       }
     }
-    this.finish(attempt, { kind: "complete", id: c.id, attemptId: c.attemptId, result: json }, "task.completed");
+    this.finish(
+      attempt,
+      { kind: "complete", id: c.id, attemptId: c.attemptId, result: json },
+      "task.completed",
+    );
   }
 
   private failed(attempt: Attempt, err: unknown, retryable = true): void {
@@ -327,7 +363,9 @@ export class Dispatcher implements AttemptHost {
     // Failed attempts so far, this one included; crash returns do not use up retries.
     const used = c.attempt - c.crashCount;
     const retry = retryable && used <= c.maxRetries;
-    const retryAt = retry ? this.host.clock.now() + backoffDelay(used, parseBackoff(c.backoff)) : null;
+    const retryAt = retry
+      ? this.host.clock.now() + backoffDelay(used, parseBackoff(c.backoff))
+      : null;
     this.finish(
       attempt,
       { kind: "fail", id: c.id, attemptId: c.attemptId, error, retryAt },
@@ -430,7 +468,11 @@ export class Dispatcher implements AttemptHost {
 
   async renewLease(attempt: Attempt): Promise<void> {
     const c = attempt.claimed;
-    const out = await this.host.store.touch({ id: c.id, attemptId: c.attemptId, now: this.host.clock.now() });
+    const out = await this.host.store.touch({
+      id: c.id,
+      attemptId: c.attemptId,
+      now: this.host.clock.now(),
+    });
     if (!out.ok) {
       this.lose(attempt, out.status);
       throw new StaleAttemptError(c.id, c.attemptId, out.status ?? undefined);

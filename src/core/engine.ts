@@ -81,7 +81,10 @@ export interface EngineOptions {
   /** How often expired leases are rescued and due retries promoted, in ms. Default 1000. */
   maintenanceMs?: number;
   /** Defaults for every registered type. */
-  defaults?: Pick<RegisterOptions, "maxRetries" | "backoff" | "crashPolicy" | "maxCrashes" | "timeoutMs">;
+  defaults?: Pick<
+    RegisterOptions,
+    "maxRetries" | "backoff" | "crashPolicy" | "maxCrashes" | "timeoutMs"
+  >;
   /** The gate for types that do not set one. Default: empty → retry, rate limit → retry, thrashing → fail. */
   gate?: GateCheck | GateCheck[] | false;
   /** Retention sweep of terminal tasks; `false` turns it off. */
@@ -113,13 +116,16 @@ export interface PurgeOptions {
 
 interface Waiter {
   resolve(task: Task): void;
-  reject(err: unknown): void;
+  reject(err: Error): void;
 }
 
 const DEFAULT_LEASE_MS = 30_000;
 const RESERVED_PREFIX = "loom.";
 
-function toGate(g: GateCheck | GateCheck[] | false | undefined, fallback: GateCheck | null): GateCheck | null {
+function toGate(
+  g: GateCheck | GateCheck[] | false | undefined,
+  fallback: GateCheck | null,
+): GateCheck | null {
   if (g === false) return null;
   if (g === undefined) return fallback;
   return Array.isArray(g) ? composeGate(...g) : g;
@@ -157,16 +163,21 @@ export class Engine {
   private unwatchWaiters: (() => void) | null = null;
 
   constructor(opts: EngineOptions = {}) {
-    this.name = opts.name === undefined ? `${hostname()}:${process.pid}` : assertName(opts.name, "name");
+    this.name =
+      opts.name === undefined ? `${hostname()}:${process.pid}` : assertName(opts.name, "name");
     this.logger = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? systemClock;
     this.concurrency = opts.concurrency ?? 10;
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
       throw new ValidationError("must be a positive integer", "concurrency");
     }
-    this.leaseMs = opts.leaseMs === undefined ? DEFAULT_LEASE_MS : assertPositiveMs(opts.leaseMs, "leaseMs");
+    this.leaseMs =
+      opts.leaseMs === undefined ? DEFAULT_LEASE_MS : assertPositiveMs(opts.leaseMs, "leaseMs");
     this.pollMs = opts.pollMs === undefined ? 1000 : assertPositiveMs(opts.pollMs, "pollMs");
-    this.maintenanceMs = opts.maintenanceMs === undefined ? 1000 : assertPositiveMs(opts.maintenanceMs, "maintenanceMs");
+    this.maintenanceMs =
+      opts.maintenanceMs === undefined
+        ? 1000
+        : assertPositiveMs(opts.maintenanceMs, "maintenanceMs");
     this.ids = opts.ids ?? timeOrderedIds();
     this.instruments = new Instruments(opts.meter, opts.tracer);
     this.bus = new EventBus(this.logger);
@@ -208,12 +219,19 @@ export class Engine {
     }
     return {
       lane: o.lane === undefined ? base.lane : assertName(o.lane, "lane"),
-      maxRetries: o.maxRetries === undefined ? base.maxRetries : assertNonNegativeInt(o.maxRetries, "maxRetries"),
+      maxRetries:
+        o.maxRetries === undefined
+          ? base.maxRetries
+          : assertNonNegativeInt(o.maxRetries, "maxRetries"),
       backoff,
       crashPolicy: o.crashPolicy ?? base.crashPolicy,
-      maxCrashes: o.maxCrashes === undefined ? base.maxCrashes : assertNonNegativeInt(o.maxCrashes, "maxCrashes"),
+      maxCrashes:
+        o.maxCrashes === undefined
+          ? base.maxCrashes
+          : assertNonNegativeInt(o.maxCrashes, "maxCrashes"),
       leaseMs: o.leaseMs === undefined ? base.leaseMs : assertPositiveMs(o.leaseMs, "leaseMs"),
-      timeoutMs: o.timeoutMs === undefined ? base.timeoutMs : assertPositiveMs(o.timeoutMs, "timeoutMs"),
+      timeoutMs:
+        o.timeoutMs === undefined ? base.timeoutMs : assertPositiveMs(o.timeoutMs, "timeoutMs"),
       schema: o.input,
     };
   }
@@ -252,22 +270,32 @@ export class Engine {
   ): TaskHandle<I, Awaited<R>> {
     assertName(type, "type");
     if (type.startsWith(RESERVED_PREFIX)) {
-      throw new ValidationError(`task types starting with "${RESERVED_PREFIX}" are reserved for the engine`, "type");
+      throw new ValidationError(
+        `task types starting with "${RESERVED_PREFIX}" are reserved for the engine`,
+        "type",
+      );
     }
     return this.registerType(type, handler, opts);
   }
 
   /** @internal Registration without the reserved-name check, for the engine's own task types. */
-  registerType<I, R>(type: string, handler: Handler<I, R>, opts: RegisterOptions<I> = {}): TaskHandle<I, Awaited<R>> {
+  registerType<I, R>(
+    type: string,
+    handler: Handler<I, R>,
+    opts: RegisterOptions<I> = {},
+  ): TaskHandle<I, Awaited<R>> {
     const run: HandlerFn =
       typeof handler === "function"
         ? (handler as HandlerFn)
         : handler && typeof handler.execute === "function"
           ? (handler.execute.bind(handler) as HandlerFn)
           : (() => {
-              throw new ValidationError("must be a function or an object with execute()", "handler");
+              throw new ValidationError(
+                "must be a function or an object with execute()",
+                "handler",
+              );
             })();
-    const settings = this.settingsFrom(opts as RegisterOptions, this.defaults);
+    const settings = this.settingsFrom(opts, this.defaults);
     const gate = toGate(opts.gate, this.defaultGate);
     this.types.set(type, { reg: { type, run, gate }, settings });
     this.typeList = [...this.types.keys()];
@@ -286,7 +314,8 @@ export class Engine {
   // ---------------------------------------------------------------- submit
 
   private prepare(req: TaskRequest, now: number, at: string): NewTask | Promise<NewTask> {
-    if (req === null || typeof req !== "object") throw new ValidationError("must be an object", at || "request");
+    if (req === null || typeof req !== "object")
+      throw new ValidationError("must be an object", at || "request");
     const type = assertName(req.type, `${at}type`);
     const entry = this.types.get(type);
     const settings = entry?.settings ?? this.defaults;
@@ -310,13 +339,18 @@ export class Engine {
   async submit(req: TaskRequest, opts: SubmitOptions = {}): Promise<string> {
     this.assertOpen();
     if (req?.type?.startsWith?.(RESERVED_PREFIX)) {
-      throw new ValidationError(`task types starting with "${RESERVED_PREFIX}" are reserved for the engine`, "type");
+      throw new ValidationError(
+        `task types starting with "${RESERVED_PREFIX}" are reserved for the engine`,
+        "type",
+      );
     }
     if (opts.maxWaitMs !== undefined) assertPositiveMs(opts.maxWaitMs, "maxWaitMs");
     const prepared = this.prepare(req, this.clock.now(), "");
     const row = prepared instanceof Promise ? await prepared : prepared;
     // With a caller's transaction the insert must run now, before any await, to land inside it.
-    const [outcome] = this.isReady ? await this.store.insertTasks([row], opts.tx) : await this.insertWhenReady([row], opts.tx);
+    const [outcome] = this.isReady
+      ? await this.store.insertTasks([row], opts.tx)
+      : await this.insertWhenReady([row], opts.tx);
     this.afterInsert([row], [outcome!]);
     return outcome!.id;
   }
@@ -329,15 +363,21 @@ export class Engine {
   /** Persist many tasks in one transaction: all or none. Returns their ids in order. */
   async submitMany(reqs: TaskRequest[], opts: Pick<SubmitOptions, "tx"> = {}): Promise<string[]> {
     this.assertOpen();
-    if (!Array.isArray(reqs)) throw new ValidationError("must be an array of task requests", "tasks");
+    if (!Array.isArray(reqs))
+      throw new ValidationError("must be an array of task requests", "tasks");
     const now = this.clock.now();
     const prepared = reqs.map((r, i) => {
       if (r?.type?.startsWith?.(RESERVED_PREFIX)) {
-        throw new ValidationError(`task types starting with "${RESERVED_PREFIX}" are reserved`, `tasks[${i}].type`);
+        throw new ValidationError(
+          `task types starting with "${RESERVED_PREFIX}" are reserved`,
+          `tasks[${i}].type`,
+        );
       }
       return this.prepare(r, now, `tasks[${i}].`);
     });
-    const rows = prepared.some((p) => p instanceof Promise) ? await Promise.all(prepared) : (prepared as NewTask[]);
+    const rows: NewTask[] = prepared.some((p) => p instanceof Promise)
+      ? await Promise.all(prepared.map((p) => Promise.resolve(p)))
+      : (prepared as NewTask[]);
     if (rows.length === 0) return [];
     await this.whenReady();
     const outcomes = await this.store.insertTasks(rows, opts.tx);
@@ -354,7 +394,10 @@ export class Engine {
     return outcomes.map((o) => o.id);
   }
 
-  private afterInsert(rows: NewTask[], outcomes: { id: string; created: boolean; status: TaskStatus; error: string | null }[]): void {
+  private afterInsert(
+    rows: NewTask[],
+    outcomes: { id: string; created: boolean; status: TaskStatus; error: string | null }[],
+  ): void {
     let wake = false;
     const now = this.clock.now();
     for (let i = 0; i < rows.length; i++) {
@@ -466,7 +509,10 @@ export class Engine {
       if (task && !isTerminal(task.status)) continue;
       const set = this.waiters.get(id);
       this.waiters.delete(id);
-      for (const w of set ?? []) (task ? w.resolve(task) : w.reject(new TaskNotFoundError(id)));
+      for (const w of set ?? []) {
+        if (task) w.resolve(task);
+        else w.reject(new TaskNotFoundError(id));
+      }
     }
     if (this.waiters.size === 0 && this.unwatchWaiters) {
       this.unwatchWaiters();
@@ -567,15 +613,22 @@ export class Engine {
     const deadline = new Promise<"timeout">((r) => {
       timer = setTimeout(() => r("timeout"), timeoutMs);
     });
-    const outcome = await Promise.race([this.dispatcher.whenIdle().then(() => "idle" as const), deadline]);
+    const outcome = await Promise.race([
+      this.dispatcher.whenIdle().then(() => "idle" as const),
+      deadline,
+    ]);
     clearTimeout(timer);
     if (outcome === "timeout") {
-      this.logger.warn({ running: this.dispatcher.running.size }, "close deadline passed; leaving attempts to lease recovery");
+      this.logger.warn(
+        { running: this.dispatcher.running.size },
+        "close deadline passed; leaving attempts to lease recovery",
+      );
       this.dispatcher.abortAll(new EngineClosedError(this.name));
     }
     this.dispatcher.stopHeartbeats();
     this.unwatchWaiters?.();
-    for (const [id, set] of this.waiters) for (const w of set) w.reject(new EngineClosedError(`${this.name} (waiting for ${id})`));
+    for (const [id, set] of this.waiters)
+      for (const w of set) w.reject(new EngineClosedError(`${this.name} (waiting for ${id})`));
     this.waiters.clear();
     await this.store.close();
   }
@@ -585,7 +638,11 @@ export class Engine {
     await this.whenReady();
     const changes = await this.store.recoverEngine(this.name, this.clock.now());
     this.afterCrash(changes);
-    if (changes.length) this.logger.warn({ count: changes.length }, "recovered attempts of a previous run of this engine");
+    if (changes.length)
+      this.logger.warn(
+        { count: changes.length },
+        "recovered attempts of a previous run of this engine",
+      );
     return changes.length;
   }
 
@@ -649,10 +706,12 @@ export class Engine {
       opts.olderThan instanceof Date
         ? opts.olderThan.getTime()
         : this.clock.now() - assertNonNegativeInt(Math.floor(opts.olderThan), "olderThan");
-    if (!Number.isFinite(cutoff)) throw new ValidationError("must be a Date or an age in ms", "olderThan");
+    if (!Number.isFinite(cutoff))
+      throw new ValidationError("must be a Date or an age in ms", "olderThan");
     const statuses = opts.statuses ?? [...TERMINAL_STATUSES];
     for (const s of statuses) {
-      if (!TERMINAL_STATUSES.includes(s)) throw new ValidationError(`only terminal statuses can be purged, not ${s}`, "statuses");
+      if (!TERMINAL_STATUSES.includes(s))
+        throw new ValidationError(`only terminal statuses can be purged, not ${s}`, "statuses");
     }
     return this.store.purge(cutoff, statuses);
   }
@@ -678,16 +737,31 @@ export class Engine {
     return task;
   }
 
-  private async touchAgent(id: string, attemptId: string, progress?: number, note?: string): Promise<void> {
+  private async touchAgent(
+    id: string,
+    attemptId: string,
+    progress?: number,
+    note?: string,
+  ): Promise<void> {
     await this.whenReady();
-    const out = await this.store.touch({ id, attemptId, now: this.clock.now(), progress, note: note ?? null });
+    const out = await this.store.touch({
+      id,
+      attemptId,
+      now: this.clock.now(),
+      progress,
+      note: note ?? null,
+    });
     if (!out.ok) {
       if (out.status === null) throw new TaskNotFoundError(id);
       throw new StaleAttemptError(id, attemptId, out.status);
     }
     if (out.movedToRunning) this.emitChange("task.running", out.task, "running");
     if (progress !== undefined && this.bus.active) {
-      this.bus.emit({ ...this.eventBase("task.progress", out.task, "running"), progress, ...(note ? { note } : {}) });
+      this.bus.emit({
+        ...this.eventBase("task.progress", out.task, "running"),
+        progress,
+        ...(note ? { note } : {}),
+      });
     }
   }
 
@@ -710,14 +784,31 @@ export class Engine {
     const json = toJson(result, "result");
     const gate = this.types.get(task.type)?.reg.gate ?? this.defaultGate;
     if (gate) {
-      const decision = gate({ taskId: id, type: task.type, attempt: task.attempt, result, previousResults: this.recentResults(id) });
+      const decision = gate({
+        taskId: id,
+        type: task.type,
+        attempt: task.attempt,
+        result,
+        previousResults: this.recentResults(id),
+      });
       this.instruments.gateDecisions.add(1, { type: task.type, reason: decision.reason });
       if (!decision.accept) {
         this.rememberResult(id, result);
-        return this.settleAgentFailure(task, attemptId, `quality gate: ${decision.reason}`, decision.retry);
+        return this.settleAgentFailure(
+          task,
+          attemptId,
+          `quality gate: ${decision.reason}`,
+          decision.retry,
+        );
       }
     }
-    const [out] = (await this.store.exchange({ now: this.clock.now(), settle: [{ kind: "complete", id, attemptId, result: json }], claim: null })).settled;
+    const [out] = (
+      await this.store.exchange({
+        now: this.clock.now(),
+        settle: [{ kind: "complete", id, attemptId, result: json }],
+        claim: null,
+      })
+    ).settled;
     if (!out?.ok) throw new StaleAttemptError(id, attemptId, out?.status ?? undefined);
     this.forgetResults(id);
     this.emitChange("task.completed", task, "completed");
@@ -728,15 +819,27 @@ export class Engine {
   }
 
   /** An agent's failure: retried with backoff while retries remain (`retry: false` fails it now). */
-  async fail(id: string, attemptId: string, error: unknown, opts: { retry?: boolean } = {}): Promise<Task> {
+  async fail(
+    id: string,
+    attemptId: string,
+    error: unknown,
+    opts: { retry?: boolean } = {},
+  ): Promise<Task> {
     const task = await this.owned(id, attemptId);
     return this.settleAgentFailure(task, attemptId, errorText(error), opts.retry ?? true);
   }
 
-  private async settleAgentFailure(task: Task, attemptId: string, error: string, retryable: boolean): Promise<Task> {
+  private async settleAgentFailure(
+    task: Task,
+    attemptId: string,
+    error: string,
+    retryable: boolean,
+  ): Promise<Task> {
     const used = task.attempt - task.crashCount;
     const retry = retryable && used <= task.maxRetries;
-    const retryAt = retry ? this.clock.now() + backoffDelay(used, await this.backoffOf(task)) : null;
+    const retryAt = retry
+      ? this.clock.now() + backoffDelay(used, await this.backoffOf(task))
+      : null;
     const [out] = (
       await this.store.exchange({
         now: this.clock.now(),
@@ -745,7 +848,12 @@ export class Engine {
       })
     ).settled;
     if (!out?.ok) throw new StaleAttemptError(task.id, attemptId, out?.status ?? undefined);
-    this.emitChange(retry ? "task.retrying" : "task.failed", task, retry ? "retrying" : "failed", error);
+    this.emitChange(
+      retry ? "task.retrying" : "task.failed",
+      task,
+      retry ? "retrying" : "failed",
+      error,
+    );
     (retry ? this.instruments.retried : this.instruments.failed).add(1, { type: task.type });
     this.afterCascade(out.cascade);
     if (retry) {
@@ -860,7 +968,8 @@ export class Engine {
       },
       handlerFor: (type) => engine.types.get(type)?.reg,
       registeredTypes: () => engine.typeList,
-      emitChange: (type, ref: ClaimedTask | TaskChange, status, error) => engine.emitChange(type, ref, status, error),
+      emitChange: (type, ref: ClaimedTask | TaskChange, status, error) =>
+        engine.emitChange(type, ref, status, error),
       emitProgress: (attempt: Attempt, pct, note) => {
         if (!engine.bus.active) return;
         engine.bus.emit({

@@ -46,8 +46,8 @@ export class EventBus {
       if (!matches(sub.filter, event)) continue;
       try {
         const out = sub.fn(event);
-        if (out && typeof (out as Promise<void>).then === "function") {
-          (out as Promise<void>).then(undefined, (err: unknown) => this.report(err, event));
+        if (out && typeof (out).then === "function") {
+          (out).then(undefined, (err: unknown) => this.report(err, event));
         }
       } catch (err) {
         this.report(err, event);

@@ -34,7 +34,8 @@ export function errorText(err: unknown): string {
   let text: string;
   if (err instanceof Error) {
     text = err.message || err.name;
-    if (err.name && err.name !== "Error" && !text.startsWith(err.name)) text = `${err.name}: ${text}`;
+    if (err.name && err.name !== "Error" && !text.startsWith(err.name))
+      text = `${err.name}: ${text}`;
   } else if (typeof err === "string") {
     text = err;
   } else {

@@ -1,7 +1,13 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { ValidationError } from "./errors.js";
 import type { NewTask } from "../store/store.js";
-import { MAX_PRIORITY, MIN_PRIORITY, type BackoffOptions, type CrashPolicy, type TaskRequest } from "./types.js";
+import {
+  MAX_PRIORITY,
+  MIN_PRIORITY,
+  type BackoffOptions,
+  type CrashPolicy,
+  type TaskRequest,
+} from "./types.js";
 
 /** Per-type settings written onto every task row at submit, so any engine can apply them later. */
 export interface TypeSettings {
@@ -18,8 +24,10 @@ export interface TypeSettings {
 const MAX_NAME = 200;
 
 export function assertName(value: unknown, field: string): string {
-  if (typeof value !== "string" || value.trim() === "") throw new ValidationError("must be a non-empty string", field);
-  if (value.length > MAX_NAME) throw new ValidationError(`must be at most ${MAX_NAME} characters`, field);
+  if (typeof value !== "string" || value.trim() === "")
+    throw new ValidationError("must be a non-empty string", field);
+  if (value.length > MAX_NAME)
+    throw new ValidationError(`must be at most ${MAX_NAME} characters`, field);
   return value;
 }
 
@@ -48,10 +56,16 @@ export function toJson(value: unknown, field: string): string | null {
     return JSON.stringify(value, (key, v: unknown) => {
       const t = typeof v;
       if (t === "function" || t === "symbol" || t === "bigint") {
-        throw new ValidationError(`is not JSON-serialisable (${t} at ${key ? `"${key}"` : "top level"})`, field);
+        throw new ValidationError(
+          `is not JSON-serialisable (${t} at ${key ? `"${key}"` : "top level"})`,
+          field,
+        );
       }
-      if (t === "number" && !Number.isFinite(v as number)) {
-        throw new ValidationError(`is not JSON-serialisable (${String(v)} at ${key ? `"${key}"` : "top level"})`, field);
+      if (t === "number" && !Number.isFinite(v)) {
+        throw new ValidationError(
+          `is not JSON-serialisable (${String(v)} at ${key ? `"${key}"` : "top level"})`,
+          field,
+        );
       }
       return v;
     });
@@ -63,14 +77,20 @@ export function toJson(value: unknown, field: string): string | null {
 
 function toTime(value: unknown, field: string): number {
   const ms =
-    value instanceof Date ? value.getTime() : typeof value === "string" ? Date.parse(value) : (value as number);
-  if (typeof ms !== "number" || !Number.isFinite(ms)) throw new ValidationError("must be a Date, an ISO time or epoch ms", field);
+    value instanceof Date
+      ? value.getTime()
+      : typeof value === "string"
+        ? Date.parse(value)
+        : (value as number);
+  if (typeof ms !== "number" || !Number.isFinite(ms))
+    throw new ValidationError("must be a Date, an ISO time or epoch ms", field);
   return ms;
 }
 
 function stringRecord(value: unknown, field: string): Record<string, string> | null {
   if (value === undefined || value === null) return null;
-  if (typeof value !== "object" || Array.isArray(value)) throw new ValidationError("must be an object of strings", field);
+  if (typeof value !== "object" || Array.isArray(value))
+    throw new ValidationError("must be an object of strings", field);
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== "string") throw new ValidationError(`must be a string`, `${field}.${k}`);
   }
@@ -112,14 +132,23 @@ export interface RequestContext {
  */
 export function toNewTask(req: TaskRequest, input: unknown, c: RequestContext): NewTask {
   const at = c.at ?? "";
-  if (req === null || typeof req !== "object") throw new ValidationError("must be an object", at || "request");
+  if (req === null || typeof req !== "object")
+    throw new ValidationError("must be an object", at || "request");
   for (const key of Object.keys(req)) {
     if (!KNOWN_FIELDS.has(key)) throw new ValidationError(`unknown field`, `${at}${key}`);
   }
   const type = assertName(req.type, `${at}type`);
   const priority = req.priority ?? 1;
-  if (typeof priority !== "number" || !Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
-    throw new ValidationError(`must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}`, `${at}priority`);
+  if (
+    typeof priority !== "number" ||
+    !Number.isInteger(priority) ||
+    priority < MIN_PRIORITY ||
+    priority > MAX_PRIORITY
+  ) {
+    throw new ValidationError(
+      `must be an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY}`,
+      `${at}priority`,
+    );
   }
   const dependsOn = req.dependsOn ?? [];
   if (!Array.isArray(dependsOn) || dependsOn.some((d) => typeof d !== "string" || d === "")) {
@@ -130,9 +159,14 @@ export function toNewTask(req: TaskRequest, input: unknown, c: RequestContext): 
     throw new ValidationError("must be an object", `${at}metadata`);
   }
   if (metadata !== null) toJson(metadata, `${at}metadata`);
-  const timeoutMs = req.timeoutMs === undefined ? c.settings.timeoutMs : assertPositiveMs(req.timeoutMs, `${at}timeoutMs`);
+  const timeoutMs =
+    req.timeoutMs === undefined
+      ? c.settings.timeoutMs
+      : assertPositiveMs(req.timeoutMs, `${at}timeoutMs`);
   const maxRetries =
-    req.maxRetries === undefined ? c.settings.maxRetries : assertNonNegativeInt(req.maxRetries, `${at}maxRetries`);
+    req.maxRetries === undefined
+      ? c.settings.maxRetries
+      : assertNonNegativeInt(req.maxRetries, `${at}maxRetries`);
   return {
     id: c.id,
     type,
@@ -153,7 +187,8 @@ export function toNewTask(req: TaskRequest, input: unknown, c: RequestContext): 
     runAt: req.runAt === undefined ? c.now : toTime(req.runAt, `${at}runAt`),
     dependsOn: [...new Set(dependsOn)],
     idempotencyKey: optionalName(req.idempotencyKey, `${at}idempotencyKey`),
-    requestId: req.requestId === undefined ? c.requestId : assertName(req.requestId, `${at}requestId`),
+    requestId:
+      req.requestId === undefined ? c.requestId : assertName(req.requestId, `${at}requestId`),
     workflowId: c.workflowId ?? null,
     traceContext: c.traceContext,
     createdAt: c.now,

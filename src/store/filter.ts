@@ -21,7 +21,8 @@ export function statusesOf(filter: TaskFilter): TaskStatus[] | undefined {
   if (filter.status === undefined) return undefined;
   const list = Array.isArray(filter.status) ? filter.status : [filter.status];
   for (const s of list) {
-    if (!TASK_STATUSES.includes(s)) throw new ValidationError(`unknown status ${JSON.stringify(s)}`, "status");
+    if (!TASK_STATUSES.includes(s))
+      throw new ValidationError(`unknown status ${JSON.stringify(s)}`, "status");
   }
   return list;
 }
@@ -40,15 +41,21 @@ export function encodeCursor(lastId: string): string {
 
 export function decodeCursor(cursor: string): string {
   const id = Buffer.from(cursor, "base64url").toString("utf8");
-  if (!id || !/^[\w:.-]+$/.test(id)) throw new ValidationError("is not a cursor from a previous page", "cursor");
+  if (!id || !/^[\w:.-]+$/.test(id))
+    throw new ValidationError("is not a cursor from a previous page", "cursor");
   return id;
 }
 
 /** Conditions for every field of the filter except paging. Pages run newest first (id descending). */
-export function filterSql(filter: TaskFilter, dialect: FilterDialect, withCursor: boolean): FilterSql {
+export function filterSql(
+  filter: TaskFilter,
+  dialect: FilterDialect,
+  withCursor: boolean,
+): FilterSql {
   const params: unknown[] = [];
   const where: string[] = [];
-  const eq = (column: string, value: unknown) => where.push(`${column} = ${dialect.param(params, value)}`);
+  const eq = (column: string, value: unknown) =>
+    where.push(`${column} = ${dialect.param(params, value)}`);
   const anyOf = (column: string, values: readonly unknown[]) =>
     where.push(`${column} IN (${values.map((v) => dialect.param(params, v)).join(", ")})`);
 
@@ -68,8 +75,10 @@ export function filterSql(filter: TaskFilter, dialect: FilterDialect, withCursor
   if (filter.caller !== undefined) eq("caller", filter.caller);
   if (filter.workflowId !== undefined) eq("workflow_id", filter.workflowId);
   if (filter.labels) {
-    for (const [key, value] of Object.entries(filter.labels)) where.push(dialect.label(params, key, value));
+    for (const [key, value] of Object.entries(filter.labels))
+      where.push(dialect.label(params, key, value));
   }
-  if (withCursor && filter.cursor) where.push(`id < ${dialect.param(params, decodeCursor(filter.cursor))}`);
+  if (withCursor && filter.cursor)
+    where.push(`id < ${dialect.param(params, decodeCursor(filter.cursor))}`);
   return { where, params };
 }

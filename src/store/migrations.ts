@@ -26,7 +26,9 @@ export function loadMigrations(dir: URL): Migration[] {
   });
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) {
-      throw new ValidationError(`migrations must be numbered 1..n without gaps; found ${m.version} at position ${i + 1}`);
+      throw new ValidationError(
+        `migrations must be numbered 1..n without gaps; found ${m.version} at position ${i + 1}`,
+      );
     }
   });
   return migrations;
@@ -35,7 +37,10 @@ export function loadMigrations(dir: URL): Migration[] {
 /** Identifiers (schema names, prefixes) are validated once, never bound: keep them plain. */
 export function assertIdentifier(value: string, what: string): string {
   if (!/^[a-z_][a-z0-9_]{0,62}$/i.test(value)) {
-    throw new ValidationError(`must be a plain SQL identifier (letters, digits, _), got ${JSON.stringify(value)}`, what);
+    throw new ValidationError(
+      `must be a plain SQL identifier (letters, digits, _), got ${JSON.stringify(value)}`,
+      what,
+    );
   }
   return value;
 }

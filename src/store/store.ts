@@ -1,4 +1,11 @@
-import type { BackoffOptions, CrashPolicy, Page, Task, TaskFilter, TaskStatus } from "../core/types.js";
+import type {
+  BackoffOptions,
+  CrashPolicy,
+  Page,
+  Task,
+  TaskFilter,
+  TaskStatus,
+} from "../core/types.js";
 
 /**
  * The Store is everything Loom persists, as coarse domain operations: each method is one round
@@ -53,7 +60,11 @@ export interface Store {
   heartbeatMany(items: AttemptRef[], now: number): Promise<string[]>;
 
   /** Cancel non-terminal tasks (by ids, or every match of a filter) and, transitively, their dependents. */
-  cancel(target: { ids: string[] } | { filter: TaskFilter }, reason: string, now: number): Promise<TaskChange[]>;
+  cancel(
+    target: { ids: string[] } | { filter: TaskFilter },
+    reason: string,
+    now: number,
+  ): Promise<TaskChange[]>;
 
   /** Attempts whose lease expired: apply each task's crash policy. */
   rescueExpired(now: number, limit: number): Promise<TaskChange[]>;
