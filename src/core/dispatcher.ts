@@ -68,6 +68,12 @@ function parseBackoff(raw: string | null): BackoffOptions | undefined {
  */
 export class Dispatcher implements AttemptHost {
   readonly running = new Map<string, Attempt>();
+  /**
+   * Handlers whose promise has not settled yet. An attempt that timed out or was cancelled frees
+   * its slot at once (a handler that ignores its signal must not block the lane), but `close()`
+   * still waits for its handler to return, up to the deadline.
+   */
+  private readonly inHandler = new Set<Attempt>();
   private finished: Finished[] = [];
   private tickQueued = false;
   private ticking = false;
@@ -113,7 +119,11 @@ export class Dispatcher implements AttemptHost {
 
   get isIdle(): boolean {
     return (
-      this.running.size === 0 && this.finished.length === 0 && !this.ticking && !this.tickQueued
+      this.running.size === 0 &&
+      this.inHandler.size === 0 &&
+      this.finished.length === 0 &&
+      !this.ticking &&
+      !this.tickQueued
     );
   }
 
@@ -294,13 +304,21 @@ export class Dispatcher implements AttemptHost {
       span.recordException(err as Error);
       span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
-      return this.failed(attempt, err);
+      return this.failed(attempt, err, isRetryable(err));
     }
     if (
       out !== null &&
       typeof out === "object" &&
       typeof (out as Promise<unknown>).then === "function"
     ) {
+      this.inHandler.add(attempt);
+      const returned = () => {
+        this.inHandler.delete(attempt);
+        if (attempt.done) this.maybeIdle();
+      };
+      Promise.resolve(out)
+        .finally(returned)
+        .catch(() => {});
       (out as Promise<unknown>).then(
         (result) => {
           span.end();
@@ -310,7 +328,7 @@ export class Dispatcher implements AttemptHost {
           span.recordException(err as Error);
           span.setStatus({ code: SpanStatusCode.ERROR });
           span.end();
-          this.failed(attempt, err);
+          this.failed(attempt, err, isRetryable(err));
         },
       );
     } else {
@@ -417,6 +435,7 @@ export class Dispatcher implements AttemptHost {
   /** Abort every running handler (close past its deadline); leases take care of the rows. */
   abortAll(reason: unknown): void {
     for (const attempt of this.running.values()) attempt.abort(reason);
+    for (const attempt of this.inHandler) attempt.abort(reason);
   }
 
   private scheduleHeartbeat(): void {
@@ -478,4 +497,13 @@ export class Dispatcher implements AttemptHost {
       throw new StaleAttemptError(c.id, c.attemptId, out.status ?? undefined);
     }
   }
+}
+
+/** A handler opts out of retries by throwing an error with `retryable: false` (e.g. an HTTP 404). */
+function isRetryable(err: unknown): boolean {
+  return !(
+    err !== null &&
+    typeof err === "object" &&
+    (err as { retryable?: unknown }).retryable === false
+  );
 }

@@ -405,11 +405,12 @@ export class Engine {
       if (!o.created) continue;
       const row = rows[i]!;
       this.instruments.submitted.add(1, { type: row.type });
-      this.emitChange("task.created", { ...row, attempt: 0 }, "pending");
-      if (o.status === "cancelled") {
-        this.emitChange("task.cancelled", { ...row, attempt: 0 }, "cancelled", o.error);
-        continue;
+      if (this.bus.active) {
+        const ref = { ...row, attempt: 0 };
+        this.emitChange("task.created", ref, "pending");
+        if (o.status === "cancelled") this.emitChange("task.cancelled", ref, "cancelled", o.error);
       }
+      if (o.status === "cancelled") continue;
       if (this.started && this.types.has(row.type)) {
         if (row.runAt <= now) wake = true;
         else this.dispatcher.wakeAt(row.runAt);

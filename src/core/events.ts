@@ -1,7 +1,8 @@
 import type { Logger } from "./logger.js";
 import type { EventFilter, LoomEvent } from "./types.js";
 
-export type EventListener = (event: LoomEvent) => void | Promise<void>;
+/** A subscriber. Its return value is ignored, except that a rejected promise is logged. */
+export type EventListener = (event: LoomEvent) => unknown;
 
 interface Subscription {
   fn: EventListener;
@@ -46,9 +47,7 @@ export class EventBus {
       if (!matches(sub.filter, event)) continue;
       try {
         const out = sub.fn(event);
-        if (out && typeof (out).then === "function") {
-          (out).then(undefined, (err: unknown) => this.report(err, event));
-        }
+        if (out instanceof Promise) out.then(undefined, (err: unknown) => this.report(err, event));
       } catch (err) {
         this.report(err, event);
       }

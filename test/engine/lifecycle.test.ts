@@ -274,6 +274,20 @@ describe("retries, timeouts and the gate", () => {
     expect(task.error).not.toContain("abcdefghijklmnop");
   });
 
+  it("an error with retryable: false fails at once, retries left or not", async () => {
+    const engine = engines.make();
+    engine.register(
+      "gone",
+      () => {
+        throw Object.assign(new Error("404 not found"), { retryable: false });
+      },
+      fast,
+    );
+    await engine.start();
+    const task = await engine.wait(await engine.submit({ type: "gone" }), { timeoutMs: 5_000 });
+    expect(task).toMatchObject({ status: "failed", attempt: 1, maxRetries: 2 });
+  });
+
   it("maxRetries on the request overrides the type", async () => {
     const engine = engines.make();
     engine.register("nope", () => Promise.reject(new Error("no")), fast);
@@ -494,6 +508,26 @@ describe("reads", () => {
 });
 
 describe("close", () => {
+  it("waits for a timed-out handler that is still returning, up to the deadline", async () => {
+    const engine = engines.make();
+    let returned = false;
+    engine.register(
+      "slow-to-stop",
+      async (_t, ctx) => {
+        await new Promise((r) => ctx.signal.addEventListener("abort", r));
+        await sleep(150); // cleaning up after the abort
+        returned = true;
+      },
+      { timeoutMs: 20, maxRetries: 0 },
+    );
+    await engine.start();
+    const id = await engine.submit({ type: "slow-to-stop" });
+    expect((await engine.wait(id, { timeoutMs: 5_000 })).status).toBe("failed");
+    expect(returned).toBe(false);
+    await engine.close({ timeoutMs: 5_000 });
+    expect(returned).toBe(true);
+  });
+
   it("drains in-flight work, then refuses submits", async () => {
     const engine = engines.make();
     engine.register("work", async () => {
@@ -525,7 +559,9 @@ describe("close", () => {
     const id = await engine.submit({ type: "stuck" });
     await until(async () => (await engine.get(id)).status === "running");
     const path = (engine.store as unknown as { path: string }).path;
+    const t0 = Date.now();
     await engine.close({ timeoutMs: 50 });
+    expect(Date.now() - t0).toBeLessThan(1_000);
     expect(aborted).toBe(true);
     const reader = engines.make({ path, name: "reader" });
     expect((await reader.get(id)).status).toBe("running");
