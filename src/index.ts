@@ -8,6 +8,8 @@ export type {
 } from "./core/engine.js";
 export { sqlite, SqliteStore } from "./stores/sqlite/sqlite-store.js";
 export type { SqliteStoreOptions } from "./stores/sqlite/sqlite-store.js";
+export { postgres, PostgresStore } from "./stores/postgres/postgres-store.js";
+export type { PostgresStoreOptions } from "./stores/postgres/postgres-store.js";
 export * from "./core/errors.js";
 export * from "./core/types.js";
 export { withRequestId, currentRequestId } from "./core/request-context.js";
