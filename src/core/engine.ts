@@ -717,6 +717,16 @@ export class Engine {
     return this.store.purge(cutoff, statuses);
   }
 
+  /**
+   * @internal Resolves once the dispatcher has looked for ready work and nothing is running or
+   * waiting to be written (what `loomkit/testing`'s `drain()` waits for).
+   */
+  async settle(): Promise<void> {
+    await this.whenReady();
+    this.dispatcher.wake();
+    await this.dispatcher.whenIdle();
+  }
+
   // ---------------------------------------------------------------- external agents
 
   /** Claim the best ready task for an external agent, or `null` (nothing ready, or it holds `max`). */
