@@ -226,7 +226,9 @@ export class SqliteStore implements Store {
         lease_expires_at = NULL WHERE id = ? AND attempt_id = ? AND ${ACTIVE} RETURNING has_dependents`),
       failRetry: db.prepare(`UPDATE loom_tasks SET status = 'retrying', error = ?, run_at = ?, updated_at = ?,
         lease_expires_at = NULL WHERE id = ? AND attempt_id = ? AND ${ACTIVE}`),
-      release: db.prepare(`UPDATE loom_tasks SET status = 'pending', updated_at = ?, lease_expires_at = NULL
+      // A release uses no retry (retries used = attempt - crash_count): undo the claim's + 1.
+      release: db.prepare(`UPDATE loom_tasks SET status = 'pending', attempt = attempt - 1, updated_at = ?,
+        lease_expires_at = NULL
         WHERE id = ? AND attempt_id = ? AND ${ACTIVE}`),
       statusOf: db.prepare(`SELECT status FROM loom_tasks WHERE id = ?`),
       unblock: db.prepare(`UPDATE loom_tasks SET deps_left = deps_left - 1, updated_at = ?
@@ -293,14 +295,18 @@ export class SqliteStore implements Store {
     }
     const run = () => tasks.map((t) => this.insertOne(t, tasks));
     // Inside the caller's transaction, better-sqlite3 nests ours as a savepoint.
-    return this.db.inTransaction ? this.db.transaction(run)() : this.db.transaction(run).immediate();
+    if (this.db.inTransaction) return this.db.transaction(run)();
+    const outcomes = this.db.transaction(run).immediate();
+    // Cache types only once committed: a rolled-back batch must not keep a type out of the table.
+    for (const t of tasks) this.knownTypes.add(t.type);
+    return outcomes;
   }
 
   private insertOne(t: NewTask, batch: NewTask[]): InsertOutcome {
     const s = this.stmts;
     let depsLeft = 0;
     let cancelReason: string | null = null;
-    for (const dep of t.dependsOn) {
+    for (const dep of new Set(t.dependsOn)) {
       const row = s.depState.get(dep) as { id: string; status: TaskStatus; tenant: string } | undefined;
       if (!row || row.tenant !== t.tenant) {
         const inBatch = batch.some((b) => b.id === dep);
@@ -355,10 +361,7 @@ export class SqliteStore implements Store {
       s.insertDep.run(dep, t.id);
       s.markHasDependents.run(dep);
     }
-    if (!this.knownTypes.has(t.type)) {
-      s.insertType.run(t.type);
-      this.knownTypes.add(t.type);
-    }
+    if (!this.knownTypes.has(t.type)) s.insertType.run(t.type);
     return { id: t.id, created: true, status: cancelled ? "cancelled" : "pending", error: cancelReason };
   }
 
@@ -645,7 +648,8 @@ export class SqliteStore implements Store {
       | { type: string; status: TaskStatus; ahead: number; deps_left: number; run_at: number }
       | undefined;
     if (!row) return null;
-    if ((row.status !== "pending" && row.status !== "retrying") || row.deps_left > 0) {
+    const waiting = row.status === "pending" || row.status === "retrying";
+    if (!waiting || row.deps_left > 0 || row.run_at > now) {
       return { position: 0, type: row.type, status: row.status, queued: false };
     }
     return { position: row.ahead + 1, type: row.type, status: row.status, queued: true };
@@ -660,8 +664,8 @@ export class SqliteStore implements Store {
     );
     const del = this.db.prepare(`DELETE FROM loom_tasks WHERE id IN (SELECT value FROM json_each(?))`);
     const delDeps = this.db.prepare(
-      `DELETE FROM loom_task_deps WHERE task_id IN (SELECT value FROM json_each(?1))
-         OR depends_on IN (SELECT value FROM json_each(?1))`,
+      `DELETE FROM loom_task_deps WHERE task_id IN (SELECT value FROM json_each(?))
+         OR depends_on IN (SELECT value FROM json_each(?))`,
     );
     let total = 0;
     // Small batches keep the write lock short so dispatch in other processes is not stalled.
@@ -671,7 +675,7 @@ export class SqliteStore implements Store {
         if (ids.length === 0) return 0;
         const json = JSON.stringify(ids);
         del.run(json);
-        delDeps.run(json);
+        delDeps.run(json, json);
         return ids.length;
       }).immediate();
       total += n;
