@@ -161,6 +161,11 @@ export class Engine {
   private maintenanceTimer: TimerHandle | null = null;
   private sweepTimer: TimerHandle | null = null;
   private unwatchWaiters: (() => void) | null = null;
+  /** Identifies this engine instance in the cross-process event relay. */
+  private readonly origin = `${process.pid}.${Math.random().toString(36).slice(2, 10)}`;
+  private relayOutbox: LoomEvent[] = [];
+  private relayFlushQueued = false;
+  private stopRelayIn: (() => void) | null = null;
 
   constructor(opts: EngineOptions = {}) {
     this.name =
@@ -181,7 +186,7 @@ export class Engine {
     this.ids = opts.ids ?? timeOrderedIds();
     this.instruments = new Instruments(opts.meter, opts.tracer);
     this.bus = new EventBus(this.logger);
-    this.events = { subscribe: (fn, filter) => this.bus.subscribe(fn, filter) };
+    this.events = { subscribe: (fn, filter) => this.subscribe(fn, filter) };
     const d = opts.defaults ?? {};
     this.defaults = this.settingsFrom(d, {
       lane: null,
@@ -405,7 +410,7 @@ export class Engine {
       if (!o.created) continue;
       const row = rows[i]!;
       this.instruments.submitted.add(1, { type: row.type });
-      if (this.bus.active) {
+      if (this.wantsEvents) {
         const ref = { ...row, attempt: 0 };
         this.emitChange("task.created", ref, "pending");
         if (o.status === "cancelled") this.emitChange("task.cancelled", ref, "cancelled", o.error);
@@ -627,6 +632,11 @@ export class Engine {
       this.dispatcher.abortAll(new EngineClosedError(this.name));
     }
     this.dispatcher.stopHeartbeats();
+    this.stopRelayIn?.();
+    this.stopRelayIn = null;
+    if (this.relayOutbox.length && this.store.relay) {
+      await this.store.relay.publish(this.origin, this.relayOutbox.splice(0)).catch(() => {});
+    }
     this.unwatchWaiters?.();
     for (const [id, set] of this.waiters)
       for (const w of set) w.reject(new EngineClosedError(`${this.name} (waiting for ${id})`));
@@ -767,8 +777,8 @@ export class Engine {
       throw new StaleAttemptError(id, attemptId, out.status);
     }
     if (out.movedToRunning) this.emitChange("task.running", out.task, "running");
-    if (progress !== undefined && this.bus.active) {
-      this.bus.emit({
+    if (progress !== undefined && this.wantsEvents) {
+      this.deliver({
         ...this.eventBase("task.progress", out.task, "running"),
         progress,
         ...(note ? { note } : {}),
@@ -897,6 +907,66 @@ export class Engine {
 
   // ---------------------------------------------------------------- events
 
+  private subscribe(fn: EventListener, filter?: EventFilter): () => void {
+    const unsubscribe = this.bus.subscribe(fn, filter);
+    this.startRelayIn();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      unsubscribe();
+      if (!this.bus.active) {
+        this.stopRelayIn?.();
+        this.stopRelayIn = null;
+      }
+    };
+  }
+
+  /** While anyone subscribes here, receive the events of other processes on the same store. */
+  private startRelayIn(): void {
+    if (this.stopRelayIn || this.closing) return;
+    let stop: (() => void) | null = null;
+    let cancelled = false;
+    this.stopRelayIn = () => {
+      cancelled = true;
+      stop?.();
+    };
+    void this.ready.then(() => {
+      const relay = this.store.relay;
+      if (cancelled || !relay) return;
+      stop = relay.listen(this.origin, (events) => {
+        for (const e of events) this.bus.emit(e);
+      });
+    });
+  }
+
+  private relayOut(event: LoomEvent): void {
+    const relay = this.isReady ? this.store.relay : undefined;
+    if (!relay?.wanted(this.origin)) return;
+    this.relayOutbox.push(event);
+    if (this.relayFlushQueued) return;
+    this.relayFlushQueued = true;
+    setImmediate(() => {
+      this.relayFlushQueued = false;
+      const batch = this.relayOutbox;
+      this.relayOutbox = [];
+      relay
+        .publish(this.origin, batch)
+        .catch((err: unknown) =>
+          this.logger.warn({ err }, "could not relay events to other processes"),
+        );
+    });
+  }
+
+  private get wantsEvents(): boolean {
+    return this.bus.active || (this.isReady && (this.store.relay?.wanted(this.origin) ?? false));
+  }
+
+  private deliver(event: LoomEvent): void {
+    if (this.bus.active) this.bus.emit(event);
+    this.relayOut(event);
+  }
+
   private eventBase(type: LoomEventType, ref: TaskRef, status: string): LoomEvent {
     return {
       type,
@@ -915,15 +985,15 @@ export class Engine {
   /** @internal */
   emitChange(type: LoomEventType, ref: TaskRef, status: TaskStatus, error?: string | null): void {
     if (type === "task.completed") this.recordCompletion(ref.type);
-    if (!this.bus.active) return;
+    if (!this.wantsEvents) return;
     const event = this.eventBase(type, ref, status);
     if (error) event.error = error;
-    this.bus.emit(event);
+    this.deliver(event);
   }
 
   /** @internal */
   emitEvent(event: LoomEvent): void {
-    if (this.bus.active) this.bus.emit(event);
+    if (this.wantsEvents) this.deliver(event);
   }
 
   private settledLocally(id: string): void {
@@ -982,8 +1052,8 @@ export class Engine {
       emitChange: (type, ref: ClaimedTask | TaskChange, status, error) =>
         engine.emitChange(type, ref, status, error),
       emitProgress: (attempt: Attempt, pct, note) => {
-        if (!engine.bus.active) return;
-        engine.bus.emit({
+        if (!engine.wantsEvents) return;
+        engine.deliver({
           ...engine.eventBase("task.progress", attempt.claimed, "running"),
           progress: pct,
           ...(note ? { note } : {}),

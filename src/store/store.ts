@@ -1,6 +1,7 @@
 import type {
   BackoffOptions,
   CrashPolicy,
+  LoomEvent,
   Page,
   Task,
   TaskFilter,
@@ -20,6 +21,8 @@ export interface Store {
   /** `sqlite` or `postgres`: for logs and docs only, never for branching above the store. */
   readonly dialect: string;
   readonly capabilities: StoreCapabilities;
+  /** Cross-process event relay, when the store offers one. */
+  readonly relay?: EventRelay;
 
   /** Apply pending migrations (idempotent; safe when several processes start at once). */
   migrate(): Promise<void>;
@@ -236,4 +239,18 @@ export interface QueuePosition {
   status: TaskStatus;
   /** False for a task that is not waiting to be claimed (running, ended, delayed or blocked). */
   queued: boolean;
+}
+
+/**
+ * Relays lifecycle events between processes sharing one database, so `engine.events.subscribe`
+ * sees tasks run anywhere. Optional: a store without it relays nothing. It must cost nothing on
+ * the hot path while no other process listens: the engine checks `wanted` before publishing.
+ */
+export interface EventRelay {
+  /** True while a listener in another process (another `origin`) is registered. Cheap: cached. */
+  wanted(origin: string): boolean;
+  /** Publish this process's events (the engine batches them). */
+  publish(origin: string, events: LoomEvent[]): Promise<void>;
+  /** Receive other origins' events, oldest first. Returns an idempotent stop. */
+  listen(origin: string, fn: (events: LoomEvent[]) => void): () => void;
 }

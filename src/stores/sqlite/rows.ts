@@ -38,7 +38,8 @@ export interface TaskRow {
   updated_at: number;
 }
 
-const json = <T>(text: string | null, empty: T): T => (text === null ? empty : (JSON.parse(text) as T));
+const json = <T>(text: string | null, empty: T): T =>
+  text === null ? empty : (JSON.parse(text) as T);
 const date = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
 
 export function rowToTask(r: TaskRow): Task {

@@ -56,15 +56,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS loom_tasks_idempotency
   ON loom_tasks (tenant, idempotency_key)
   WHERE idempotency_key IS NOT NULL;
 
-CREATE INDEX IF NOT EXISTS loom_tasks_scope ON loom_tasks (tenant, project, id);
-
 CREATE INDEX IF NOT EXISTS loom_tasks_workflow
   ON loom_tasks (workflow_id)
   WHERE workflow_id IS NOT NULL;
-
-CREATE INDEX IF NOT EXISTS loom_tasks_ended
-  ON loom_tasks (completed_at)
-  WHERE completed_at IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS loom_task_deps (
   depends_on TEXT NOT NULL,
