@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",
+    // The JSON report lets .ci/run print one plain "N passed, N failed" line at the end.
+    reporters: ["default", ["json", { outputFile: "test-results/vitest.json" }]],
   },
 });

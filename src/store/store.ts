@@ -81,7 +81,7 @@ export interface Store {
   /** The earliest `runAt` after `now` of a waiting task of these types, or `null`. */
   nextRunAt(types: string[], now: number): Promise<number | null>;
 
-  /** 1-based place of a ready task among the ready tasks of its type, or `null` if not queued. */
+  /** Where a task stands among the ready tasks of its type; `null` only for an unknown id. */
   queuePosition(id: string, now: number): Promise<QueuePosition | null>;
 
   /** Delete terminal tasks that ended before `before`; returns how many. */
