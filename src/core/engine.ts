@@ -390,15 +390,6 @@ export class Engine {
     return outcomes.map((o) => o.id);
   }
 
-  /** @internal Insert rows built elsewhere in the engine (workflows, flows). */
-  async insertRows(rows: NewTask[]): Promise<string[]> {
-    this.assertOpen();
-    await this.whenReady();
-    const outcomes = await this.store.insertTasks(rows);
-    this.afterInsert(rows, outcomes);
-    return outcomes.map((o) => o.id);
-  }
-
   private afterInsert(
     rows: NewTask[],
     outcomes: { id: string; created: boolean; status: TaskStatus; error: string | null }[],
@@ -859,7 +850,8 @@ export class Engine {
     const used = task.attempt - task.crashCount;
     const retry = retryable && used <= task.maxRetries;
     const retryAt = retry
-      ? this.clock.now() + backoffDelay(used, await this.backoffOf(task))
+      ? this.clock.now() +
+        backoffDelay(used, this.types.get(task.type)?.settings.backoff ?? undefined)
       : null;
     const [out] = (
       await this.store.exchange({
@@ -884,10 +876,6 @@ export class Engine {
       this.settledLocally(task.id);
     }
     return this.get(task.id);
-  }
-
-  private async backoffOf(task: Task): Promise<BackoffOptions | undefined> {
-    return this.types.get(task.type)?.settings.backoff ?? undefined;
   }
 
   private afterCascade(cascade: TaskChange[]): void {
@@ -989,11 +977,6 @@ export class Engine {
     const event = this.eventBase(type, ref, status);
     if (error) event.error = error;
     this.deliver(event);
-  }
-
-  /** @internal */
-  emitEvent(event: LoomEvent): void {
-    if (this.wantsEvents) this.deliver(event);
   }
 
   private settledLocally(id: string): void {

@@ -614,7 +614,7 @@ export class SqliteStore implements Store {
           req.now,
           best.id,
         ) as TaskRow | undefined;
-        return row ? this.withDeps(row) : null;
+        return row ? rowToTask(row) : null;
       })
       .immediate();
   }
@@ -627,10 +627,6 @@ export class SqliteStore implements Store {
       this.knownTypes.add(r.type);
     }
     return this.knownTypes;
-  }
-
-  private withDeps(row: TaskRow): Task {
-    return rowToTask(row);
   }
 
   async touch(req: TouchRequest): Promise<TouchOutcome> {
