@@ -1,4 +1,5 @@
-export { createEngine, Engine } from "./core/engine.js";
+export { Engine } from "./core/engine.js";
+export { createEngine } from "./create-engine.js";
 export type {
   EngineOptions,
   CloseOptions,

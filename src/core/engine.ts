@@ -48,7 +48,6 @@ import {
   type BackoffOptions,
 } from "./types.js";
 import type { ClaimedTask, NewTask, Store, TaskChange, TaskRef } from "../store/store.js";
-import { sqlite } from "../stores/sqlite/sqlite-store.js";
 import type { EventListener } from "./events.js";
 import type { EventFilter } from "./types.js";
 
@@ -161,13 +160,18 @@ export class Engine {
   private maintenanceTimer: TimerHandle | null = null;
   private sweepTimer: TimerHandle | null = null;
   private unwatchWaiters: (() => void) | null = null;
+  private storeClosed = false;
+  private holds = 0;
+  private holdTimer: NodeJS.Timeout | null = null;
+  private releaseStarted: (() => void) | null = null;
   /** Identifies this engine instance in the cross-process event relay. */
   private readonly origin = `${process.pid}.${Math.random().toString(36).slice(2, 10)}`;
   private relayOutbox: LoomEvent[] = [];
   private relayFlushQueued = false;
   private stopRelayIn: (() => void) | null = null;
 
-  constructor(opts: EngineOptions = {}) {
+  /** Use `createEngine` (which supplies the default store) unless you subclass. */
+  constructor(opts: EngineOptions & { store: Store }) {
     this.name =
       opts.name === undefined ? `${hostname()}:${process.pid}` : assertName(opts.name, "name");
     this.logger = opts.logger ?? silentLogger;
@@ -208,7 +212,7 @@ export class Engine {
             firstSweepAfterMs: 60_000,
             ...opts.retention,
           };
-    this.store = opts.store ?? sqlite(".loom/loom.db");
+    this.store = opts.store;
     this.dispatcher = new Dispatcher(this.dispatcherHost());
     this.ready = this.store.migrate().then(() => {
       this.isReady = true;
@@ -255,7 +259,25 @@ export class Engine {
   }
 
   private async whenReady(): Promise<void> {
+    if (this.storeClosed) throw new EngineClosedError(this.name);
     if (!this.isReady) await this.ready;
+  }
+
+  /**
+   * Keeps the Node process alive while the engine is started or someone waits on a task (the
+   * engine's own timers are unref'd so a closed engine never holds a process open).
+   */
+  private hold(): () => void {
+    if (this.holds++ === 0) this.holdTimer = setInterval(() => {}, 1 << 30);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.holds === 0 && this.holdTimer) {
+        clearInterval(this.holdTimer);
+        this.holdTimer = null;
+      }
+    };
   }
 
   private assertOpen(): void {
@@ -339,30 +361,60 @@ export class Engine {
 
   /**
    * Persist a task and return its id once the row is committed. With `opts.tx`, the row is
-   * written inside the caller's own transaction (see the store's docs for the handle it takes).
+   * written inside the caller's own transaction (the handle the store takes: `store.db` inside
+   * `store.db.transaction(...)` on SQLite, a `pg` client inside BEGIN on PostgreSQL). On SQLite
+   * the insert happens before `submit` returns and a bad request throws at once, so it aborts the
+   * caller's transaction. No `task.created` event is emitted for a task submitted in a caller's
+   * transaction: it may still roll back.
    */
-  async submit(req: TaskRequest, opts: SubmitOptions = {}): Promise<string> {
+  submit(req: TaskRequest, opts: SubmitOptions = {}): Promise<string> {
+    if (opts.tx !== undefined && this.store.insertTasksNow) {
+      return Promise.resolve(this.submitInTransaction(req, opts.tx));
+    }
+    return this.submitAsync(req, opts);
+  }
+
+  private submitInTransaction(req: TaskRequest, tx: unknown): string {
     this.assertOpen();
-    if (req?.type?.startsWith?.(RESERVED_PREFIX)) {
+    if (!this.isReady) {
       throw new ValidationError(
-        `task types starting with "${RESERVED_PREFIX}" are reserved for the engine`,
-        "type",
+        "the engine is still migrating its store: await engine.start() (or any engine call) first",
+        "tx",
       );
     }
-    if (opts.maxWaitMs !== undefined) assertPositiveMs(opts.maxWaitMs, "maxWaitMs");
-    const prepared = this.prepare(req, this.clock.now(), "");
-    const row = prepared instanceof Promise ? await prepared : prepared;
-    // With a caller's transaction the insert must run now, before any await, to land inside it.
-    const [outcome] = this.isReady
-      ? await this.store.insertTasks([row], opts.tx)
-      : await this.insertWhenReady([row], opts.tx);
-    this.afterInsert([row], [outcome!]);
+    this.assertNotReserved(req, "type");
+    const row = this.prepare(req, this.clock.now(), "");
+    if (row instanceof Promise) {
+      throw new ValidationError(
+        "an asynchronous input schema cannot run inside a synchronous transaction",
+        "input",
+      );
+    }
+    const [outcome] = this.store.insertTasksNow!([row], tx);
+    // Look once the caller's (synchronous) transaction is over.
+    if (this.started) setImmediate(() => this.dispatcher.wake());
     return outcome!.id;
   }
 
-  private async insertWhenReady(rows: NewTask[], tx: unknown) {
-    await this.ready;
-    return this.store.insertTasks(rows, tx);
+  private assertNotReserved(req: TaskRequest, field: string): void {
+    if (req?.type?.startsWith?.(RESERVED_PREFIX)) {
+      throw new ValidationError(
+        `task types starting with "${RESERVED_PREFIX}" are reserved for the engine`,
+        field,
+      );
+    }
+  }
+
+  private async submitAsync(req: TaskRequest, opts: SubmitOptions): Promise<string> {
+    this.assertOpen();
+    this.assertNotReserved(req, "type");
+    if (opts.maxWaitMs !== undefined) assertPositiveMs(opts.maxWaitMs, "maxWaitMs");
+    const prepared = this.prepare(req, this.clock.now(), "");
+    const row = prepared instanceof Promise ? await prepared : prepared;
+    await this.whenReady();
+    const [outcome] = await this.store.insertTasks([row], opts.tx);
+    this.afterInsert([row], [outcome!], opts.tx === undefined);
+    return outcome!.id;
   }
 
   /** Persist many tasks in one transaction: all or none. Returns their ids in order. */
@@ -386,13 +438,14 @@ export class Engine {
     if (rows.length === 0) return [];
     await this.whenReady();
     const outcomes = await this.store.insertTasks(rows, opts.tx);
-    this.afterInsert(rows, outcomes);
+    this.afterInsert(rows, outcomes, opts.tx === undefined);
     return outcomes.map((o) => o.id);
   }
 
   private afterInsert(
     rows: NewTask[],
     outcomes: { id: string; created: boolean; status: TaskStatus; error: string | null }[],
+    emit = true,
   ): void {
     let wake = false;
     const now = this.clock.now();
@@ -401,7 +454,7 @@ export class Engine {
       if (!o.created) continue;
       const row = rows[i]!;
       this.instruments.submitted.add(1, { type: row.type });
-      if (this.wantsEvents) {
+      if (emit && this.wantsEvents) {
         const ref = { ...row, attempt: 0 };
         this.emitChange("task.created", ref, "pending");
         if (o.status === "cancelled") this.emitChange("task.cancelled", ref, "cancelled", o.error);
@@ -445,13 +498,16 @@ export class Engine {
     if (isTerminal(task.status)) return task;
     return new Promise<Task>((resolve, reject) => {
       let timer: TimerHandle | null = null;
+      const release = this.hold();
       const waiter: Waiter = {
         resolve: (t) => {
           timer?.cancel();
+          release();
           resolve(t);
         },
         reject: (e) => {
           timer?.cancel();
+          release();
           reject(e);
         },
       };
@@ -462,7 +518,7 @@ export class Engine {
       if (opts.timeoutMs !== undefined) {
         timer = this.clock.setTimer(() => {
           this.dropWaiter(id, waiter);
-          reject(new WaitTimeoutError(id, opts.timeoutMs!));
+          waiter.reject(new WaitTimeoutError(id, opts.timeoutMs!));
         }, opts.timeoutMs);
       }
       // It may have ended between the read and the registration.
@@ -583,6 +639,7 @@ export class Engine {
     this.assertOpen();
     if (this.started) return;
     this.started = true;
+    this.releaseStarted = this.hold();
     await this.whenReady();
     await this.recoverCrashed();
     if (this.closing) return;
@@ -633,6 +690,8 @@ export class Engine {
       for (const w of set) w.reject(new EngineClosedError(`${this.name} (waiting for ${id})`));
     this.waiters.clear();
     await this.store.close();
+    this.storeClosed = true;
+    this.releaseStarted?.();
   }
 
   /** Apply the crash policy to this engine name's claimed or running attempts. Returns how many. */
@@ -1048,9 +1107,4 @@ export class Engine {
       forgetResults: (id) => engine.forgetResults(id),
     };
   }
-}
-
-/** Create an engine. Migrations start at once; every call waits for them. */
-export function createEngine(opts: EngineOptions = {}): Engine {
-  return new Engine(opts);
 }

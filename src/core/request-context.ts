@@ -4,8 +4,8 @@ import { AsyncLocalStorage } from "node:async_hooks";
  * The ambient request id. `withRequestId(id, fn)` makes every task submitted inside `fn` (and
  * inside handlers of those tasks) carry `id`, so a trace can be followed across tasks.
  *
- * AsyncLocalStorage on Node 20 slows every promise once it is in use, so handlers are only run
- * inside it after the application has used `withRequestId` at least once.
+ * AsyncLocalStorage on Node 20 slows every promise once it is in use, so it is entered only for
+ * tasks that carry a request id.
  */
 const storage = new AsyncLocalStorage<string>();
 let used = false;
@@ -19,7 +19,12 @@ export function currentRequestId(): string | undefined {
   return used ? storage.getStore() : undefined;
 }
 
-/** Runs `fn` with the task's request id as ambient, when request ids are in use at all. */
+/**
+ * Runs `fn` with the task's request id as ambient. Tasks without one (the default when nothing
+ * set one) run outside AsyncLocalStorage, so they pay nothing for it.
+ */
 export function runWithRequestId<T>(requestId: string | null, fn: () => T): T {
-  return used && requestId ? storage.run(requestId, fn) : fn();
+  if (!requestId) return fn();
+  used = true;
+  return storage.run(requestId, fn);
 }

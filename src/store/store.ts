@@ -37,6 +37,12 @@ export interface Store {
    */
   insertTasks(tasks: NewTask[], tx?: unknown): Promise<InsertOutcome[]>;
 
+  /**
+   * `insertTasks`, done before returning, for stores whose driver is synchronous (SQLite): lets
+   * `submit(req, { tx })` run inside the caller's synchronous transaction and throw into it.
+   */
+  insertTasksNow?(tasks: NewTask[], tx?: unknown): InsertOutcome[];
+
   getTask(id: string): Promise<Task | null>;
   listTasks(filter: TaskFilter): Promise<Page<Task>>;
   countTasks(filter: TaskFilter): Promise<number>;

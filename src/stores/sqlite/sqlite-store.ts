@@ -348,6 +348,10 @@ export class SqliteStore implements Store {
   }
 
   async insertTasks(tasks: NewTask[], tx?: unknown): Promise<InsertOutcome[]> {
+    return this.insertTasksNow(tasks, tx);
+  }
+
+  insertTasksNow(tasks: NewTask[], tx?: unknown): InsertOutcome[] {
     this.ensureOpen();
     if (tx !== undefined && tx !== this.db) {
       throw new ValidationError(
