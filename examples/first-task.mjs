@@ -76,10 +76,7 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 
 console.log(`engine "${engine.name}", store ${DB}`);
 
-// Loom's own timers (polling, heartbeats, retry backoff) never keep Node running by themselves,
-// so a program that only waits for tasks holds the process open itself (in a server, the
-// listening socket does it).
-const keepAlive = setInterval(() => {}, 60_000);
+// A started engine (and a pending wait) keeps Node running until close().
 try {
   await main();
 } catch (err) {
@@ -87,8 +84,6 @@ try {
   // submits. Any other error is real.
   if (!stopping) throw err;
   await stopping;
-} finally {
-  clearInterval(keepAlive);
 }
 
 async function main() {
