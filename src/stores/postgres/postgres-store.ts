@@ -23,8 +23,10 @@ import type {
 import { Notifier, type ListenConnection } from "./notifier.js";
 import {
   rowToTask,
+  exchangeChange,
   toChange,
   toClaimed,
+  X,
   type ChangeRow,
   type ExchangeRow,
   type TaskRow,
@@ -273,16 +275,17 @@ export class PostgresStore implements Store {
     text: string,
     values: unknown[] = [],
     name?: string,
-    on: Queryable = this.pool,
+    rowMode?: "array",
   ): Promise<pg.QueryResult<R>> {
-    const config: pg.QueryConfig = { text, values, types: TYPES };
+    const config: pg.QueryConfig & { rowMode?: "array" } = { text, values, types: TYPES };
     if (name) config.name = this.names + name;
+    if (rowMode) config.rowMode = rowMode;
     for (let attempt = 1; ; attempt++) {
       try {
-        return (await on.query(config)) as pg.QueryResult<R>;
+        return await this.pool.query<R>(config);
       } catch (err) {
         // A single statement that lost a deadlock wrote nothing: run it again.
-        if (on === this.pool && attempt < 4 && RETRYABLE.has(sqlState(err) ?? "")) {
+        if (attempt < 4 && RETRYABLE.has(sqlState(err) ?? "")) {
           await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 10));
           continue;
         }
@@ -827,17 +830,18 @@ export class PostgresStore implements Store {
         this.token,
       ],
       "exchange",
+      "array",
     );
     const settled = new Array<SettleOutcome>(n);
     const claimed: ClaimedTask[] = [];
     const cascades: ExchangeRow[] = [];
     for (const r of res.rows) {
-      if (r.k === 2) claimed.push(toClaimed(r));
-      else if (r.k === 0)
-        settled[r.ord! - 1] = { id: r.id, ok: r.ok!, status: r.status, cascade: [] };
-      else cascades.push(r);
+      if (r[X.k] === 2) claimed.push(toClaimed(r));
+      else if (r[X.k] === 0) {
+        settled[r[X.ord]! - 1] = { id: r[X.id], ok: r[X.ok]!, status: r[X.status], cascade: [] };
+      } else cascades.push(r);
     }
-    for (const r of cascades) settled[r.ord! - 1]!.cascade.push(toChange(r));
+    for (const r of cascades) settled[r[X.ord]! - 1]!.cascade.push(exchangeChange(r));
     return { settled, claimed };
   }
 

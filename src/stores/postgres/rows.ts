@@ -52,26 +52,47 @@ export interface ChangeRow {
   error: string | null;
 }
 
-/** A row of the `exchange` function: a settlement outcome, a cascaded cancel or a claim. */
-export interface ExchangeRow extends ChangeRow {
-  /** 0 settlement, 1 dependent cancelled by settlement `ord`, 2 claimed task. */
-  k: number;
-  ord: number | null;
-  ok: boolean | null;
-  attempt_id: string | null;
-  input: string | null;
-  caller: string | null;
-  priority: number;
-  labels: string | null;
-  metadata: string | null;
-  timeout_ms: number | null;
-  max_retries: number;
-  crash_count: number;
-  backoff: string | null;
-  lease_ms: number;
-  run_at: number;
-  trace_context: string | null;
-}
+/**
+ * A row of the `exchange` function, read as an array (no object per row): a settlement outcome
+ * (k 0), a dependent cancelled because settlement `ord` failed (k 1), or a claimed task (k 2).
+ * Positions are the function's output columns; see `X`.
+ */
+export type ExchangeRow = [
+  k: number,
+  ord: number | null,
+  id: string,
+  ok: boolean | null,
+  status: TaskStatus,
+  type: string,
+  tenant: string,
+  project: string,
+  requestId: string | null,
+  workflowId: string | null,
+  attempt: number,
+  attemptId: string | null,
+  input: string | null,
+  caller: string | null,
+  priority: number,
+  labels: string | null,
+  metadata: string | null,
+  timeoutMs: number | null,
+  maxRetries: number,
+  crashCount: number,
+  backoff: string | null,
+  leaseMs: number,
+  runAt: number,
+  traceContext: string | null,
+  error: string | null,
+];
+
+/** Column positions in an `ExchangeRow`. */
+export const X = {
+  k: 0,
+  ord: 1,
+  id: 2,
+  ok: 3,
+  status: 4,
+} as const;
 
 const json = <T>(text: string | null, empty: T): T =>
   text === null ? empty : (JSON.parse(text) as T);
@@ -128,25 +149,37 @@ export const toChange = (r: ChangeRow): TaskChange => ({
   error: r.error,
 });
 
+export const exchangeChange = (r: ExchangeRow): TaskChange => ({
+  id: r[2],
+  type: r[5],
+  tenant: r[6],
+  project: r[7],
+  requestId: r[8],
+  workflowId: r[9],
+  attempt: r[10],
+  status: r[4],
+  error: r[24],
+});
+
 export const toClaimed = (r: ExchangeRow): ClaimedTask => ({
-  id: r.id,
-  type: r.type,
-  tenant: r.tenant,
-  project: r.project,
-  requestId: r.request_id,
-  workflowId: r.workflow_id,
-  attempt: r.attempt,
-  attemptId: r.attempt_id!,
-  input: r.input,
-  caller: r.caller,
-  priority: r.priority,
-  labels: r.labels,
-  metadata: r.metadata,
-  timeoutMs: r.timeout_ms,
-  maxRetries: r.max_retries,
-  crashCount: r.crash_count,
-  backoff: r.backoff,
-  leaseMs: r.lease_ms,
-  runAt: r.run_at,
-  traceContext: r.trace_context,
+  id: r[2],
+  type: r[5],
+  tenant: r[6],
+  project: r[7],
+  requestId: r[8],
+  workflowId: r[9],
+  attempt: r[10],
+  attemptId: r[11]!,
+  input: r[12],
+  caller: r[13],
+  priority: r[14],
+  labels: r[15],
+  metadata: r[16],
+  timeoutMs: r[17],
+  maxRetries: r[18],
+  crashCount: r[19],
+  backoff: r[20],
+  leaseMs: r[21],
+  runAt: r[22],
+  traceContext: r[23],
 });
