@@ -21,7 +21,7 @@
 //     figure is enqueue-call start → handler start (so it includes the enqueue's commit).
 import { performance } from "node:perf_hooks";
 import pg from "pg";
-import { makeWorkerUtils, run } from "graphile-worker";
+import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import { createEngine, postgres } from "../src/index.ts";
 
 const URL = process.env.LOOM_PG_URL ?? "postgres://root@127.0.0.1:5432/test";
@@ -152,21 +152,10 @@ async function loomPickup() {
 
 // ---------------------------------------------------------------- graphile-worker
 
-const silent = () => () => {};
-const quietLogger = {
-  scope: () => quietLogger,
-  debug: () => {},
-  info: () => {},
-  warn: () => {},
-  error: (m) => console.error(m),
-};
-// graphile-worker wants its own Logger class; a minimal stand-in keeping errors visible.
-import { Logger } from "graphile-worker";
+// graphile-worker wants its own Logger; keep its errors visible, drop the rest.
 const gwLogger = new Logger(() => (level, message) => {
   if (level === "error") console.error(`graphile-worker: ${message}`);
 });
-void silent;
-void quietLogger;
 
 async function graphileUtils(s) {
   const utils = await makeWorkerUtils({ connectionString: URL, schema: s, logger: gwLogger });
@@ -288,7 +277,7 @@ try {
   for (const s of schemas) await sql(`DROP SCHEMA IF EXISTS "${s}" CASCADE`).catch(() => {});
 }
 
-const [{ version }] = await sql("SHOW server_version");
+const [{ server_version: version }] = await sql("SHOW server_version");
 console.log(`\nPostgreSQL ${version}, node ${process.version}, ${quick ? "quick" : "full"} run\n`);
 console.log("| system | what | figure |");
 console.log("|---|---|---|");

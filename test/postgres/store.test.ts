@@ -74,7 +74,7 @@ describe.runIf(available)("PostgreSQL store", () => {
         const rows = await pgQuery<{ version: number }>(
           `SELECT version FROM "${fresh}".migrations ORDER BY version`,
         );
-        expect(rows.map((r) => r.version)).toEqual([1]);
+        expect(rows.map((r) => r.version)).toEqual([1, 2]);
         await racers[0]!.insertTasks([newTask()]);
         expect(await racers[5]!.countTasks({})).toBe(1);
       } finally {
@@ -91,6 +91,7 @@ describe.runIf(available)("PostgreSQL store", () => {
         [schema],
       );
       expect(tables.map((t) => t.table_name)).toEqual([
+        "event_listeners",
         "migrations",
         "task_deps",
         "task_types",

@@ -44,6 +44,8 @@ type State = "idle" | "connecting" | "listening" | "polling" | "closed";
  */
 export class Notifier {
   private readonly listeners = new Set<() => void>();
+  /** Other channels (the event relay): raw payloads, no polling fallback. */
+  private readonly channels = new Map<string, Set<(payload: string) => void>>();
   private state: State = "idle";
   private conn: ListenConnection | null = null;
   private failures = 0;
@@ -70,10 +72,36 @@ export class Notifier {
     };
   }
 
+  /**
+   * Receive every payload sent on another channel, over the same connection. Nothing is
+   * replayed: payloads sent while the connection is down are lost (the drop is logged).
+   */
+  subscribe(channel: string, handler: (payload: string) => void): () => void {
+    let set = this.channels.get(channel);
+    if (!set) {
+      this.channels.set(channel, (set = new Set()));
+      const conn = this.conn;
+      if (conn && this.state === "listening") {
+        conn.client
+          .query(`LISTEN "${channel}"`)
+          .catch((err: unknown) => this.dropped(conn, err as Error));
+      }
+    }
+    set.add(handler);
+    if (this.state === "idle") void this.connect();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      set.delete(handler);
+    };
+  }
+
   async close(): Promise<void> {
     if (this.state === "closed") return;
     this.state = "closed";
     this.listeners.clear();
+    this.channels.clear();
     this.stopPolling();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.checkTimer) clearInterval(this.checkTimer);
@@ -98,12 +126,12 @@ export class Notifier {
       const c = conn;
       c.client.on("error", (err) => this.dropped(c, err));
       c.client.on("end", () => this.dropped(c, new Error("connection ended")));
-      c.client.on("notification", (msg) => {
-        if (msg.channel === this.opts.channel && msg.payload !== this.opts.token) this.schedule();
-      });
+      c.client.on("notification", (msg) => this.received(msg.channel, msg.payload ?? ""));
       if (this.isClosed()) return void (await this.dispose(c, false));
-      // The channel is derived from a validated schema name: a plain identifier, quoted.
-      await c.client.query(`LISTEN "${this.opts.channel}"`);
+      // Channels are derived from a validated schema name: plain identifiers, quoted.
+      for (const channel of [this.opts.channel, ...this.channels.keys()]) {
+        await c.client.query(`LISTEN "${channel}"`);
+      }
     } catch (err) {
       if (conn) await this.dispose(conn, true);
       if (this.isClosed()) return;
@@ -136,14 +164,31 @@ export class Notifier {
     this.failures = 0;
   }
 
+  private received(channel: string, payload: string): void {
+    if (channel === this.opts.channel) {
+      if (payload !== this.opts.token) this.schedule();
+      return;
+    }
+    for (const handler of [...(this.channels.get(channel) ?? [])]) {
+      try {
+        handler(payload);
+      } catch (err) {
+        this.opts.logger.error({ err, channel }, "notification handler threw");
+      }
+    }
+  }
+
   private dropped(conn: ListenConnection, err: Error): void {
     if (conn !== this.conn || this.state === "closed") return;
     this.conn = null;
     if (this.checkTimer) clearInterval(this.checkTimer);
     this.checkTimer = null;
+    const relaying = [...this.channels.values()].some((set) => set.size > 0);
     this.opts.logger.warn(
       { err, channel: this.opts.channel, pollMs: this.opts.pollMs },
-      "PostgreSQL LISTEN connection lost; polling for changes until it reconnects",
+      relaying
+        ? "PostgreSQL LISTEN connection lost; polling for changes until it reconnects (events from other processes sent meanwhile are lost)"
+        : "PostgreSQL LISTEN connection lost; polling for changes until it reconnects",
     );
     this.state = "polling";
     this.failures = 1;

@@ -9,6 +9,7 @@ import type {
   AgentClaimRequest,
   AttemptRef,
   ClaimedTask,
+  EventRelay,
   ExchangeRequest,
   ExchangeResult,
   InsertOutcome,
@@ -20,6 +21,7 @@ import type {
   TouchOutcome,
   TouchRequest,
 } from "../../store/store.js";
+import { PostgresEventRelay } from "./event-relay.js";
 import { Notifier, type ListenConnection } from "./notifier.js";
 import {
   rowToTask,
@@ -107,6 +109,16 @@ function isPool(value: unknown): value is pg.Pool {
   );
 }
 
+/**
+ * A NOTIFY channel of the schema. Channel names are identifiers (at most 63 characters): a
+ * long schema name is replaced by its hash so two schemas never share a channel.
+ */
+function channelName(schema: string, suffix: string): string {
+  const plain = `loom:${schema}${suffix}`;
+  if (plain.length <= 63) return plain;
+  return `loom:${createHash("sha1").update(schema).digest("hex").slice(0, 24)}${suffix}`;
+}
+
 /** Where a URL points, without credentials, for error messages. */
 function describeUrl(url: string): string {
   try {
@@ -151,6 +163,7 @@ export class PostgresStore implements Store {
   private readonly token = randomBytes(8).toString("base64url");
   private readonly names: string;
   private readonly notifier: Notifier;
+  private readonly eventRelay: PostgresEventRelay;
   private readonly knownTypes = new Set<string>();
   private closed: Promise<void> | null = null;
   private migration: Promise<void> | null = null;
@@ -160,8 +173,17 @@ export class PostgresStore implements Store {
     this.schema = assertIdentifier(opts.schema ?? "loom", "schema");
     this.s = `"${this.schema}"`;
     this.logger = opts.logger ?? silentLogger;
-    // A channel name is an identifier too: at most 63 characters.
-    this.channel = `loom_${this.schema}`.slice(0, 63);
+    this.channel = channelName(this.schema, "");
+    this.eventRelay = new PostgresEventRelay(
+      {
+        channel: channelName(this.schema, ":events"),
+        logger: this.logger,
+        query: async <R>(text: string, values: unknown[]) =>
+          (await this.q<R & pg.QueryResultRow>("event relay", text, values)).rows,
+        subscribe: (channel, handler) => this.notifier.subscribe(channel, handler),
+      },
+      `${this.s}.event_listeners`,
+    );
     this.names = `loom_${createHash("sha1").update(this.schema).digest("hex").slice(0, 10)}_`;
     if (typeof urlOrPool === "string") {
       if (!/^postgres(ql)?:\/\//.test(urlOrPool)) {
@@ -210,6 +232,15 @@ export class PostgresStore implements Store {
       reconnectMaxMs: positive(opts.reconnectMaxMs, 10_000, "reconnectMaxMs"),
       checkMs: positive(opts.listenCheckMs, 15_000, "listenCheckMs"),
     });
+  }
+
+  /**
+   * Lifecycle events between processes on this database (NOTIFY on a channel of their own),
+   * sent only while another process listens. Events sent while a listener's connection is
+   * down are lost.
+   */
+  get relay(): EventRelay | undefined {
+    return this.closed || !this.migrated ? undefined : this.eventRelay;
   }
 
   /** `listening`, or `polling` while the LISTEN connection is down (for health checks). */
@@ -391,10 +422,12 @@ export class PostgresStore implements Store {
     );
     for (const r of types.rows) this.knownTypes.add(r.type);
     this.migrated = true;
+    if (!this.closed) this.eventRelay.start();
   }
 
   close(): Promise<void> {
     this.closed ??= (async () => {
+      this.eventRelay.stop();
       await this.notifier.close();
       if (this.ownsPool) await this.pool.end();
     })();
