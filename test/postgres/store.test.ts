@@ -238,6 +238,34 @@ describe.runIf(available)("PostgreSQL store", () => {
     });
   });
 
+  describe("times", () => {
+    it("takes fractional epoch milliseconds (any clock) by rounding them", async () => {
+      const store = open();
+      await store.migrate();
+      const t = newTask({ type: "frac", runAt: T0 + 0.4, createdAt: T0 - 0.6, leaseMs: 1_000.5 });
+      await store.insertTasks([t]);
+      const [c] = (
+        await store.exchange({
+          now: T0 + 0.7,
+          settle: [],
+          claim: { engineName: "frac", types: [t.type], limit: 1 },
+        })
+      ).claimed;
+      expect(c?.id).toBe(t.id);
+      const out = await store.exchange({
+        now: T0 + 1.2,
+        settle: [
+          { kind: "fail", id: t.id, attemptId: c!.attemptId, error: "e", retryAt: T0 + 9.9 },
+        ],
+        claim: null,
+      });
+      expect(out.settled[0]).toMatchObject({ ok: true, status: "retrying" });
+      expect((await store.getTask(t.id))?.runAt.getTime()).toBe(T0 + 10);
+      expect(await store.nextRunAt([t.type], T0 + 2.5)).toBe(T0 + 10);
+      expect(await store.promoteDue(T0 + 10.2)).toBe(1);
+    });
+  });
+
   describe("exchange", () => {
     it("claims across many connections without doubles while tasks are being inserted", async () => {
       const writer = open({ poolSize: 2 });

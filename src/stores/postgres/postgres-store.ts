@@ -93,6 +93,14 @@ function claimNonce(): string {
   return randomBytes(6).toString("base64url");
 }
 
+/**
+ * Epoch milliseconds as the bigint columns take them. The engine's clock may be any function
+ * (a test clock, `performance.timeOrigin + performance.now()`): a fraction of a millisecond is
+ * rounded off rather than rejected.
+ */
+const ms = (v: number): number => Math.round(v);
+const msOrNull = (v: number | null): number | null => (v === null ? null : Math.round(v));
+
 function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : undefined;
@@ -685,9 +693,9 @@ export class PostgresStore implements Store {
       col((p) => json(p.task.backoff)),
       col((p) => p.task.crashPolicy),
       col((p) => p.task.maxCrashes),
-      col((p) => p.task.leaseMs),
-      col((p) => p.task.timeoutMs),
-      col((p) => p.task.runAt),
+      col((p) => ms(p.task.leaseMs)),
+      col((p) => msOrNull(p.task.timeoutMs)),
+      col((p) => ms(p.task.runAt)),
       col((p) => p.depsLeft),
       col((p) => (p.task.dependsOn.length ? JSON.stringify(p.task.dependsOn) : null)),
       col((p) => p.task.idempotencyKey),
@@ -695,8 +703,8 @@ export class PostgresStore implements Store {
       col((p) => p.task.workflowId),
       col((p) => json(p.task.traceContext)),
       col((p) => p.error),
-      col((p) => (p.status === "cancelled" ? p.task.createdAt : null)),
-      col((p) => p.task.createdAt),
+      col((p) => (p.status === "cancelled" ? ms(p.task.createdAt) : null)),
+      col((p) => ms(p.task.createdAt)),
       col((p) => p.hasDependents),
       edgesFrom,
       edgesTo,
@@ -839,7 +847,7 @@ export class PostgresStore implements Store {
       } else if (it.kind === "fail") {
         kinds[i] = it.retryAt === null ? "f" : "r";
         errors[i] = it.error;
-        retryAt[i] = it.retryAt;
+        retryAt[i] = msOrNull(it.retryAt);
       } else kinds[i] = "p";
     }
     const dedup = new Set(ids).size !== n;
@@ -847,7 +855,7 @@ export class PostgresStore implements Store {
       "exchange",
       `SELECT * FROM ${this.s}.exchange($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
       [
-        req.now,
+        ms(req.now),
         ids,
         attempts,
         kinds,
@@ -880,7 +888,7 @@ export class PostgresStore implements Store {
 
   async claimForAgent(req: AgentClaimRequest): Promise<Task | null> {
     this.ensureOpen();
-    const params: unknown[] = [req.now];
+    const params: unknown[] = [ms(req.now)];
     const p = (v: unknown) => (params.push(v), `$${params.length}`);
     const extra: string[] = [];
     if (req.tenant !== undefined) extra.push(`r.tenant = ${p(req.tenant)}`);
@@ -948,7 +956,7 @@ export class PostgresStore implements Store {
                    old.status AS before
        )
        SELECT old.status AS found, u.* FROM old LEFT JOIN u ON true`,
-      [req.id, req.attemptId, req.now, req.progress ?? null, note],
+      [req.id, req.attemptId, ms(req.now), req.progress ?? null, note],
       "touch",
     );
     const row = res.rows[0];
@@ -979,7 +987,7 @@ export class PostgresStore implements Store {
          FROM unnest($1::text[], $2::text[]) AS h(id, attempt_id)
         WHERE t.id = h.id AND t.attempt_id = h.attempt_id AND t.${ACTIVE}
        RETURNING t.id`,
-      [items.map((i) => i.id), items.map((i) => i.attemptId), now],
+      [items.map((i) => i.id), items.map((i) => i.attemptId), ms(now)],
       "heartbeat",
     );
     const alive = new Set(res.rows.map((r) => r.id));
@@ -1005,7 +1013,7 @@ export class PostgresStore implements Store {
     }
     const reasonAt = `$${params.length + 1}`;
     const nowAt = `$${params.length + 2}`;
-    params.push(reason, now);
+    params.push(reason, ms(now));
     const sql = `UPDATE ${this.s}.tasks SET status = 'cancelled', error = ${reasonAt},
         completed_at = ${nowAt}, updated_at = ${nowAt}, lease_expires_at = NULL
       WHERE ${[...where, NOT_TERMINAL].join(" AND ")}
@@ -1020,6 +1028,8 @@ export class PostgresStore implements Store {
           );
         }
       }
+      // Waiters and agents elsewhere learn of the end now rather than at their next poll.
+      if (changes.length) await this.notify(c);
       return changes;
     });
   }
@@ -1028,7 +1038,7 @@ export class PostgresStore implements Store {
     const res = await this.run<ChangeRow>(
       c,
       `SELECT * FROM ${this.s}.cancel_dependents($1, $2, $3)`,
-      [id, reason, now],
+      [id, reason, ms(now)],
       "cascade",
     );
     return res.rows.map(toChange);
@@ -1040,7 +1050,7 @@ export class PostgresStore implements Store {
       // Skip rows another transaction holds: an exchange is settling them right now.
       `SELECT id FROM ${this.s}.tasks WHERE ${ACTIVE} AND lease_expires_at < $1
         ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED`,
-      [now, "lease expired: the attempt stopped sending heartbeats", limit],
+      [ms(now), "lease expired: the attempt stopped sending heartbeats", limit],
       now,
       "rescue",
     );
@@ -1050,7 +1060,7 @@ export class PostgresStore implements Store {
     this.ensureOpen();
     return this.crash(
       `SELECT id FROM ${this.s}.tasks WHERE ${ACTIVE} AND engine_name = $3 FOR UPDATE`,
-      [now, `engine ${engineName} restarted while the attempt was in flight`, engineName],
+      [ms(now), `engine ${engineName} restarted while the attempt was in flight`, engineName],
       now,
       "recover",
     );
@@ -1078,22 +1088,15 @@ export class PostgresStore implements Store {
     return this.tx(what, async (c) => {
       const rows = (await this.run<ChangeRow & { has_dependents: boolean }>(c, sql, params)).rows;
       const changes = rows.map(toChange);
-      let freed = false;
       for (const r of rows) {
-        if (r.status === "failed_crash") {
-          if (r.has_dependents) {
-            changes.push(
-              ...(await this.cancelDependents(
-                c,
-                r.id,
-                `dependency ${r.id} ended failed_crash`,
-                now,
-              )),
-            );
-          }
-        } else freed = true;
+        if (r.status === "failed_crash" && r.has_dependents) {
+          changes.push(
+            ...(await this.cancelDependents(c, r.id, `dependency ${r.id} ended failed_crash`, now)),
+          );
+        }
       }
-      if (freed) await this.notify(c);
+      // Work given back, or tasks ended: other processes (dispatchers, waiters) look now.
+      if (changes.length) await this.notify(c);
       return changes;
     });
   }
@@ -1112,7 +1115,7 @@ export class PostgresStore implements Store {
          RETURNING 1
        ), note AS (SELECT pg_notify($2, $3) FROM (SELECT 1 FROM u LIMIT 1) AS one)
        SELECT (SELECT count(*) FROM u) AS n, (SELECT count(*) FROM note) AS notified`,
-      [now, this.channel, this.token],
+      [ms(now), this.channel, this.token],
       "promote",
     );
     return res.rows[0]!.n;
@@ -1125,7 +1128,7 @@ export class PostgresStore implements Store {
       "read",
       `SELECT min(run_at) AS at FROM ${this.s}.tasks
         WHERE type = ANY($1::text[]) AND ${READY} AND run_at > $2`,
-      [types, now],
+      [types, ms(now)],
       "nextRunAt",
     );
     return res.rows[0]?.at ?? null;
@@ -1147,7 +1150,7 @@ export class PostgresStore implements Store {
             AND (o.priority > t.priority OR (o.priority = t.priority
               AND (o.run_at < t.run_at OR (o.run_at = t.run_at AND o.id < t.id))))) AS ahead
         FROM ${this.s}.tasks t WHERE t.id = $2`,
-      [now, id],
+      [ms(now), id],
       "position",
     );
     const row = res.rows[0];
@@ -1178,7 +1181,7 @@ export class PostgresStore implements Store {
            RETURNING 1
          )
          SELECT (SELECT count(*) FROM gone) AS n, (SELECT count(*) FROM edges) AS e`,
-        [before, statuses],
+        [ms(before), statuses],
         "purge",
       );
       const n = res.rows[0]!.n;
