@@ -1,3 +1,4 @@
+import type { Logger } from "../core/logger.js";
 import type {
   BackoffOptions,
   CrashPolicy,
@@ -23,6 +24,8 @@ export interface Store {
   readonly capabilities: StoreCapabilities;
   /** Cross-process event relay, when the store offers one. */
   readonly relay?: EventRelay;
+  /** The engine hands the store its logger (a store given its own logger keeps that one). */
+  useLogger?(logger: Logger): void;
 
   /** Apply pending migrations (idempotent; safe when several processes start at once). */
   migrate(): Promise<void>;
@@ -182,7 +185,14 @@ export interface SettleOutcome {
 export interface ClaimRequest {
   engineName: string;
   types: string[];
+  /** Claim up to this many ready tasks straight into `running` (the engine's free slots). */
   limit: number;
+  /**
+   * Then claim up to this many more ready tasks whose crash policy is `"retry"` into `claimed`,
+   * for the engine's local buffer (DESIGN §3 prefetch). Same order (priority, runAt, id); never a
+   * `"fail"`-policy task. Default 0.
+   */
+  prefetch?: number;
 }
 
 export interface ExchangeRequest {
@@ -215,7 +225,10 @@ export interface ClaimedTask extends TaskRef {
 
 export interface ExchangeResult {
   settled: SettleOutcome[];
+  /** Claimed into `running`, best first. */
   claimed: ClaimedTask[];
+  /** Claimed into `claimed` for the local buffer (only with `claim.prefetch`), best first. */
+  prefetched?: ClaimedTask[];
 }
 
 export interface AgentClaimRequest {
