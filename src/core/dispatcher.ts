@@ -24,6 +24,8 @@ export interface DispatcherHost {
   readonly logger: Logger;
   readonly instruments: Instruments;
   readonly concurrency: number;
+  /** Most retry-policy tasks kept claimed in the local buffer beyond the running ones. */
+  readonly prefetch: number;
   readonly pollMs: number;
   readonly heartbeatMs: number;
   handlerFor(type: string): RegisteredType | undefined;
@@ -69,6 +71,12 @@ function parseBackoff(raw: string | null): BackoffOptions | undefined {
 export class Dispatcher implements AttemptHost {
   readonly running = new Map<string, Attempt>();
   /**
+   * Prefetched retry-policy tasks: claimed in the store (lease held), started here without
+   * another write as slots free up (DESIGN §3). Released back to `pending` on close.
+   */
+  private buffer: ClaimedTask[] = [];
+  private startingBuffered = false;
+  /**
    * Handlers whose promise has not settled yet. An attempt that timed out or was cancelled frees
    * its slot at once (a handler that ignores its signal must not block the lane), but `close()`
    * still waits for its handler to return, up to the deadline.
@@ -104,6 +112,16 @@ export class Dispatcher implements AttemptHost {
   /** Stop claiming; attempts in flight go on and are settled as they finish. */
   stopClaiming(): void {
     this.accepting = false;
+    // Give the prefetched tasks back: they never started here.
+    const now = this.host.clock.now();
+    for (const c of this.buffer.splice(0)) {
+      this.finished.push({
+        attempt: new Attempt(c, this, now),
+        settlement: { kind: "release", id: c.id, attemptId: c.attemptId },
+        event: null,
+      });
+    }
+    if (this.finished.length) this.wake();
     this.unwatch?.();
     this.unwatch = null;
     this.pollTimer?.cancel();
@@ -120,6 +138,7 @@ export class Dispatcher implements AttemptHost {
   get isIdle(): boolean {
     return (
       this.running.size === 0 &&
+      this.buffer.length === 0 &&
       this.inHandler.size === 0 &&
       this.finished.length === 0 &&
       !this.ticking &&
@@ -188,20 +207,27 @@ export class Dispatcher implements AttemptHost {
   private async tick(): Promise<void> {
     this.tickQueued = false;
     if (this.ticking) return;
+    this.startBuffered();
     const finished = this.finished;
     this.finished = [];
     const types = this.host.registeredTypes();
     const limit = types.length ? this.freeSlots() : 0;
-    if (finished.length === 0 && limit <= 0) return this.maybeIdle();
+    const prefetch =
+      this.accepting && types.length ? Math.max(0, this.host.prefetch - this.buffer.length) : 0;
+    if (finished.length === 0 && limit <= 0 && prefetch <= 0) return this.maybeIdle();
     this.ticking = true;
     const now = this.host.clock.now();
     let settled: SettleOutcome[] = [];
     let claimed: ClaimedTask[] = [];
+    let prefetched: ClaimedTask[] | undefined;
     try {
-      ({ settled, claimed } = await this.host.store.exchange({
+      ({ settled, claimed, prefetched } = await this.host.store.exchange({
         now,
         settle: finished.map((f) => f.settlement),
-        claim: limit > 0 ? { engineName: this.host.name, types, limit } : null,
+        claim:
+          limit > 0 || prefetch > 0
+            ? { engineName: this.host.name, types, limit: Math.max(0, limit), prefetch }
+            : null,
       }));
       this.storeErrors = 0;
     } catch (err) {
@@ -216,16 +242,41 @@ export class Dispatcher implements AttemptHost {
     }
     this.ticking = false;
     for (let i = 0; i < finished.length; i++) this.afterSettle(finished[i]!, settled[i]!);
-    for (const c of claimed) this.startAttempt(c, now);
-    if (
-      this.finished.length > 0 ||
-      (limit > 0 && claimed.length === limit && this.freeSlots() > 0)
-    ) {
-      this.wake();
-    } else if (limit > 0 && claimed.length === limit) {
-      // Full: the next finished attempt will wake the loop.
+    for (const c of claimed) this.startAttempt(c, now, true);
+    if (prefetched?.length) {
+      for (const c of prefetched) this.host.emitChange("task.claimed", c, "claimed");
+      if (this.accepting) {
+        this.buffer.push(...prefetched);
+        this.startBuffered();
+      } else {
+        // Closed while the claim was in flight: give them straight back.
+        for (const c of prefetched) {
+          this.finished.push({
+            attempt: new Attempt(c, this, now),
+            settlement: { kind: "release", id: c.id, attemptId: c.attemptId },
+            event: null,
+          });
+        }
+      }
     }
+    const fullBatch = limit > 0 && claimed.length === limit;
+    if (this.finished.length > 0 || (fullBatch && this.freeSlots() > 0)) this.wake();
     this.maybeIdle();
+  }
+
+  /** Start prefetched tasks in free slots: no store write, they are claimed already. */
+  private startBuffered(): void {
+    // A loop, not recursion: a synchronous handler finishing would otherwise start the next one
+    // from inside its own completion, one stack frame per buffered task.
+    if (this.startingBuffered) return;
+    this.startingBuffered = true;
+    try {
+      while (this.accepting && this.buffer.length > 0 && this.freeSlots() > 0) {
+        this.startAttempt(this.buffer.shift()!, this.host.clock.now(), false);
+      }
+    } finally {
+      this.startingBuffered = false;
+    }
   }
 
   private maybeIdle(): void {
@@ -275,12 +326,12 @@ export class Dispatcher implements AttemptHost {
     }
   }
 
-  private startAttempt(c: ClaimedTask, now: number): void {
+  private startAttempt(c: ClaimedTask, now: number, justClaimed: boolean): void {
     const reg = this.host.handlerFor(c.type);
     const attempt = new Attempt(c, this, now);
     this.running.set(c.id, attempt);
     this.host.instruments.queueWait.record(Math.max(0, now - c.runAt), { type: c.type });
-    this.host.emitChange("task.claimed", c, "claimed");
+    if (justClaimed) this.host.emitChange("task.claimed", c, "claimed");
     this.host.emitChange("task.running", c, "running");
     if (!reg) {
       // Registered types only are claimed; this is a type unregistered since.
@@ -403,11 +454,14 @@ export class Dispatcher implements AttemptHost {
     attempt.timeoutTimer?.cancel();
     this.running.delete(attempt.claimed.id);
     this.finished.push({ attempt, settlement, event });
+    this.startBuffered();
     this.wake();
   }
 
   /** The task was cancelled (here or elsewhere): abort the handler and free its slot. */
   cancelRunning(id: string, reason: string): void {
+    const buffered = this.buffer.findIndex((c) => c.id === id);
+    if (buffered >= 0) this.buffer.splice(buffered, 1);
     const attempt = this.running.get(id);
     if (!attempt || attempt.done) return;
     attempt.done = true;
@@ -448,14 +502,19 @@ export class Dispatcher implements AttemptHost {
 
   private async heartbeatAll(): Promise<void> {
     const attempts = [...this.running.values()].filter((a) => !a.done);
-    if (attempts.length === 0) return;
+    const buffered = [...this.buffer];
+    if (attempts.length === 0 && buffered.length === 0) return;
     try {
       const lost = new Set(
         await this.host.store.heartbeatMany(
-          attempts.map((a) => ({ id: a.claimed.id, attemptId: a.claimed.attemptId })),
+          [
+            ...attempts.map((a) => ({ id: a.claimed.id, attemptId: a.claimed.attemptId })),
+            ...buffered.map((c) => ({ id: c.id, attemptId: c.attemptId })),
+          ],
           this.host.clock.now(),
         ),
       );
+      if (lost.size) this.buffer = this.buffer.filter((c) => !lost.has(c.id));
       for (const a of attempts) {
         if (!lost.has(a.claimed.id)) continue;
         const task = await this.host.store.getTask(a.claimed.id);

@@ -73,6 +73,12 @@ export interface EngineOptions {
   clock?: Clock;
   /** Tasks this engine runs at once. Default 10. */
   concurrency?: number;
+  /**
+   * Most tasks of `"retry"` crash policy claimed ahead into a local buffer, started without
+   * another store write as slots free up. Default: `concurrency`. 0 turns prefetch off.
+   * `"fail"`-policy tasks are never prefetched.
+   */
+  prefetch?: number;
   /** Default lease of an attempt without a heartbeat, in ms. Default 30 000. */
   leaseMs?: number;
   /** Fallback look for ready work (delays set by other processes, lost wake-ups), in ms. Default 1000. */
@@ -138,6 +144,7 @@ export class Engine {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly concurrency: number;
+  readonly prefetch: number;
 
   private readonly bus: EventBus;
   private readonly instruments: Instruments;
@@ -180,6 +187,10 @@ export class Engine {
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
       throw new ValidationError("must be a positive integer", "concurrency");
     }
+    this.prefetch =
+      opts.prefetch === undefined
+        ? this.concurrency
+        : assertNonNegativeInt(opts.prefetch, "prefetch");
     this.leaseMs =
       opts.leaseMs === undefined ? DEFAULT_LEASE_MS : assertPositiveMs(opts.leaseMs, "leaseMs");
     this.pollMs = opts.pollMs === undefined ? 1000 : assertPositiveMs(opts.pollMs, "pollMs");
@@ -213,6 +224,7 @@ export class Engine {
             ...opts.retention,
           };
     this.store = opts.store;
+    this.store.useLogger?.(this.logger);
     this.dispatcher = new Dispatcher(this.dispatcherHost());
     this.ready = this.store.migrate().then(() => {
       this.isReady = true;
@@ -1080,6 +1092,9 @@ export class Engine {
       },
       get concurrency() {
         return engine.concurrency;
+      },
+      get prefetch() {
+        return engine.prefetch;
       },
       get pollMs() {
         return engine.pollMs;

@@ -9,6 +9,7 @@ import { loadMigrations } from "../../store/migrations.js";
 import type {
   AgentClaimRequest,
   AttemptRef,
+  ClaimRequest,
   ClaimedTask,
   ExchangeRequest,
   ExchangeResult,
@@ -287,6 +288,17 @@ export class SqliteStore implements Store {
         attempt_id = ? || '.' || (attempt + 1), engine_name = ?, lease_expires_at = ? + lease_ms,
         started_at = ?, updated_at = ?, progress = NULL, progress_note = NULL
         WHERE id IN (SELECT value FROM json_each(?)) AND ${READY}`),
+      readyRetryOfType: db
+        .prepare(
+          `SELECT ${HOT_COLUMNS} FROM loom_tasks WHERE type = ? AND ${READY} AND run_at <= ?
+             AND crash_policy = 'retry'
+           ORDER BY priority DESC, run_at, id LIMIT ?`,
+        )
+        .raw(),
+      markClaimed: db.prepare(`UPDATE loom_tasks SET status = 'claimed', attempt = attempt + 1,
+        attempt_id = ? || '.' || (attempt + 1), engine_name = ?, lease_expires_at = ? + lease_ms,
+        updated_at = ?, progress = NULL, progress_note = NULL
+        WHERE id IN (SELECT value FROM json_each(?)) AND ${READY}`),
       claimOne: db.prepare(`UPDATE loom_tasks SET status = ?, attempt = attempt + 1,
         attempt_id = ? || '.' || (attempt + 1), engine_name = ?, lease_expires_at = ? + lease_ms,
         started_at = ?, updated_at = ?, progress = NULL, progress_note = NULL
@@ -461,8 +473,11 @@ export class SqliteStore implements Store {
     return this.db
       .transaction(() => {
         const settled = req.settle.length ? this.settleAll(req) : [];
-        const claimed = req.claim && req.claim.limit > 0 ? this.claimRunning(req) : [];
-        return { settled, claimed };
+        const claim = req.claim;
+        const claimed = claim && claim.limit > 0 ? this.claimInto("running", claim, req.now) : [];
+        if (!claim || !claim.prefetch) return { settled, claimed };
+        const prefetched = this.claimInto("claimed", { ...claim, limit: claim.prefetch }, req.now);
+        return { settled, claimed, prefetched };
       })
       .immediate();
   }
@@ -512,18 +527,24 @@ export class SqliteStore implements Store {
     return (this.stmts.cascade.all(id, reason, now, now) as ChangeRow[]).map(toChange);
   }
 
-  private claimRunning(req: ExchangeRequest): ClaimedTask[] {
-    const claim = req.claim!;
-    const now = req.now;
+  /**
+   * Claim the best ready tasks of the request's types: into `running` (free slots), or into
+   * `claimed` for the engine's prefetch buffer (retry-policy tasks only).
+   */
+  private claimInto(
+    status: "running" | "claimed",
+    claim: ClaimRequest,
+    now: number,
+  ): ClaimedTask[] {
+    const select = status === "running" ? this.stmts.readyOfType : this.stmts.readyRetryOfType;
     let rows: HotRow[];
     if (claim.types.length === 1) {
-      rows = this.stmts.readyOfType.all(claim.types[0], now, claim.limit) as HotRow[];
+      rows = select.all(claim.types[0], now, claim.limit) as HotRow[];
     } else {
       // One index range per type, merged here: best priority, then oldest runAt, then id.
       rows = [];
-      for (const type of claim.types) {
-        rows.push(...(this.stmts.readyOfType.all(type, now, claim.limit) as HotRow[]));
-      }
+      for (const type of claim.types)
+        rows.push(...(select.all(type, now, claim.limit) as HotRow[]));
       rows.sort(
         (a, b) => b[10] - a[10] || a[18] - b[18] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0),
       );
@@ -531,14 +552,11 @@ export class SqliteStore implements Store {
     }
     if (rows.length === 0) return [];
     const nonce = claimNonce();
-    const marked = this.stmts.markRunning.run(
-      nonce,
-      claim.engineName,
-      now,
-      now,
-      now,
-      JSON.stringify(rows.map((r) => r[0])),
-    ).changes;
+    const ids = JSON.stringify(rows.map((r) => r[0]));
+    const marked =
+      status === "running"
+        ? this.stmts.markRunning.run(nonce, claim.engineName, now, now, now, ids).changes
+        : this.stmts.markClaimed.run(nonce, claim.engineName, now, now, ids).changes;
     if (marked !== rows.length)
       throw new StoreError(`claim marked ${marked} of ${rows.length} rows`);
     return rows.map((r) => {
