@@ -59,14 +59,20 @@ async function enqueue() {
   await engine.close();
 }
 
-async function endToEnd(concurrency) {
-  const engine = makeEngine(freshDb(), { concurrency });
+async function endToEnd(concurrency, prefetch) {
+  // Without `prefetch`: default "fail" crash policy, so nothing is claimed ahead of a free slot.
+  // With it: "retry" policy, and up to `prefetch` tasks wait claimed in the local buffer.
+  const engine = makeEngine(freshDb(), { concurrency, prefetch: prefetch ?? 0 });
   let done = 0;
   let finish;
   const finished = new Promise((r) => (finish = r));
-  engine.register("noop", () => {
-    if (++done === N) finish();
-  });
+  engine.register(
+    "noop",
+    () => {
+      if (++done === N) finish();
+    },
+    { crashPolicy: prefetch ? "retry" : "fail" },
+  );
   const reqs = Array.from({ length: 1_000 }, (_, i) => ({ type: "noop", input: { i } }));
   for (let i = 0; i < N; i += 1_000) await engine.submitMany(reqs);
   const t0 = performance.now();
@@ -82,7 +88,8 @@ async function endToEnd(concurrency) {
     return n;
   })();
   if (completed !== N) throw new Error(`expected ${N} completed, found ${completed}`);
-  record("loom", `end-to-end no-op, concurrency ${concurrency}`, fmt(N / s), "tasks/s");
+  const label = prefetch ? `, retry policy, prefetch ${prefetch}` : "";
+  record("loom", `end-to-end no-op, concurrency ${concurrency}${label}`, fmt(N / s), "tasks/s");
 }
 
 async function pickup() {
@@ -228,7 +235,10 @@ try {
     `# ${N.toLocaleString()} no-op tasks per run; ${cpus().length} cores; node ${process.version}`,
   );
   if (only.includes("enqueue")) await enqueue();
-  if (only.includes("e2e")) for (const c of [1, 10, 100]) await endToEnd(c);
+  if (only.includes("e2e")) {
+    for (const c of [1, 10, 100]) await endToEnd(c);
+    await endToEnd(10, 100);
+  }
   if (only.includes("pickup")) await pickup();
   if (only.includes("xproc")) await crossProcess();
   if (only.includes("memory")) await memory();
