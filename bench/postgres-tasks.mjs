@@ -3,7 +3,7 @@
 //   node --import tsx bench/postgres-tasks.mjs               # full run (a few minutes)
 //   node --import tsx bench/postgres-tasks.mjs --quick       # smaller counts, a smoke check
 //   node --import tsx bench/postgres-tasks.mjs --only=e2e,pickup,graphile
-//        sections: enqueue, e2e, pickup, graphile
+//        sections: enqueue, e2e, processes, pickup, graphile
 //
 // LOOM_PG_URL picks the database (default postgres://root@127.0.0.1:5432/test). Every run
 // works in fresh schemas (loom_bench_*, graphile_bench_*) and drops them afterwards. Prints a
@@ -28,7 +28,7 @@ const URL = process.env.LOOM_PG_URL ?? "postgres://root@127.0.0.1:5432/test";
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const only = (
-  args.find((a) => a.startsWith("--only="))?.slice(7) ?? "enqueue,e2e,pickup,graphile"
+  args.find((a) => a.startsWith("--only="))?.slice(7) ?? "enqueue,e2e,processes,pickup,graphile"
 ).split(",");
 const N = quick ? 5_000 : 20_000;
 const PICKUPS = quick ? 50 : 300;
@@ -99,15 +99,22 @@ async function loomEnqueue() {
   await e.close();
 }
 
-async function loomEndToEnd(concurrency) {
+async function loomEndToEnd(concurrency, prefetch = 0) {
+  // Without prefetch: the default "fail" crash policy, nothing claimed ahead of a free slot.
+  // With it: "retry" policy, up to `prefetch` tasks claimed ahead into the local buffer — the
+  // same trade graphile-worker's local queue makes.
   const s = schema("loom_bench");
-  const e = engine(s, { concurrency });
+  const e = engine(s, { concurrency, prefetch });
   let done = 0;
   let finish;
   const finished = new Promise((r) => (finish = r));
-  e.register("noop", () => {
-    if (++done === N) finish();
-  });
+  e.register(
+    "noop",
+    () => {
+      if (++done === N) finish();
+    },
+    { crashPolicy: prefetch ? "retry" : "fail" },
+  );
   const reqs = Array.from({ length: 1_000 }, (_, i) => ({ type: "noop", input: { i } }));
   for (let i = 0; i < N; i += 1_000) await e.submitMany(reqs);
   const t0 = performance.now();
@@ -121,10 +128,71 @@ async function loomEndToEnd(concurrency) {
   if (n !== N) throw new Error(`loom: expected ${N} completed, found ${n}`);
   record(
     "loom",
-    `end-to-end no-op, ${fmt(N)} tasks, concurrency ${concurrency}`,
+    `end-to-end no-op, ${fmt(N)} tasks, concurrency ${concurrency}` +
+      (prefetch ? `, retry policy, prefetch ${prefetch}` : ""),
     fmt(N / secs),
     "tasks/s",
   );
+}
+
+/** N tasks due at one instant, run by `k` worker processes (concurrency 10, prefetch 500 each). */
+async function loomProcesses(k) {
+  const { spawn } = await import("node:child_process");
+  const { createInterface } = await import("node:readline");
+  const s = schema("loom_bench");
+  const e = engine(s);
+  e.register("noop", () => {}, { crashPolicy: "retry" });
+  const workers = [];
+  try {
+    await e.count();
+    const procs = Array.from({ length: k }, (_, i) =>
+      spawn(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          new globalThis.URL("./postgres-worker.mjs", import.meta.url).pathname,
+          URL,
+          s,
+          `w${i}`,
+          "10",
+          "500",
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      ),
+    );
+    workers.push(...procs);
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise((r) =>
+            createInterface({ input: p.stdout }).on("line", (l) => l === "ready" && r()),
+          ),
+      ),
+    );
+    const runAt = Date.now() + 1_500;
+    const reqs = Array.from({ length: 1_000 }, (_, i) => ({ type: "noop", input: { i }, runAt }));
+    for (let i = 0; i < N; i += 1_000) await e.submitMany(reqs);
+    await sleep(Math.max(0, runAt - Date.now()));
+    const t0 = performance.now();
+    for (;;) {
+      const [{ n }] = await sql(
+        `SELECT count(*)::int AS n FROM "${s}".tasks WHERE status = 'completed'`,
+      );
+      if (n >= N) break;
+      await sleep(20);
+    }
+    const secs = (performance.now() - t0) / 1000;
+    record(
+      "loom",
+      `end-to-end, ${k} worker process(es) × concurrency 10, prefetch 500`,
+      fmt(N / secs),
+      "tasks/s",
+    );
+  } finally {
+    for (const w of workers) w.kill("SIGTERM");
+    await e.close();
+  }
 }
 
 async function loomPickup() {
@@ -266,7 +334,9 @@ try {
   if (only.includes("e2e")) {
     await loomEndToEnd(10);
     await loomEndToEnd(100);
+    await loomEndToEnd(10, 500);
   }
+  if (only.includes("processes")) for (const k of [1, 2, 4]) await loomProcesses(k);
   if (only.includes("pickup")) await loomPickup();
   if (only.includes("graphile")) {
     if (only.includes("enqueue")) await graphileEnqueue();
