@@ -20,16 +20,17 @@ export function dispatchSuite(ctx: StoreContext): void {
     it("claims nothing from an empty store, and nothing with claim: null or limit 0", async () => {
       expect(await claim(ctx.store, T0)).toEqual([]);
       await insert(ctx.store, newTask());
-      expect(await ctx.store.exchange({ now: T0, settle: [], claim: null })).toEqual({
-        settled: [],
-        claimed: [],
-      });
+      // `prefetched` is optional: absent or empty when nothing was prefetched.
+      const idle = await ctx.store.exchange({ now: T0, settle: [], claim: null });
+      expect(idle).toMatchObject({ settled: [], claimed: [] });
+      expect(idle.prefetched ?? []).toEqual([]);
       const none = await ctx.store.exchange({
         now: T0,
         settle: [],
         claim: { engineName: "engine-a", types: ["t"], limit: 0 },
       });
-      expect(none).toEqual({ settled: [], claimed: [] });
+      expect(none).toMatchObject({ settled: [], claimed: [] });
+      expect(none.prefetched ?? []).toEqual([]);
       expect((await mustGet(ctx.store, (await ctx.store.listTasks({})).items[0]!.id)).status).toBe(
         "pending",
       );

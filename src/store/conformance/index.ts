@@ -7,6 +7,7 @@ import { createContext, type StoreHarness } from "./fixtures.js";
 import { insertSuite } from "./insert.js";
 import { maintenanceSuite } from "./maintenance.js";
 import { peerSuite } from "./peers.js";
+import { prefetchSuite } from "./prefetch.js";
 import { readSuite } from "./reads.js";
 
 export type { StoreHarness, StoreContext } from "./fixtures.js";
@@ -29,6 +30,7 @@ export function runStoreConformance(name: string, harness: StoreHarness): void {
 
     insertSuite(ctx);
     dispatchSuite(ctx);
+    prefetchSuite(ctx);
     agentSuite(ctx);
     crashSuite(ctx);
     cancelSuite(ctx);

@@ -165,7 +165,9 @@ export class PostgresStore implements Store {
 
   private readonly ownsPool: boolean;
   private readonly url: string | null;
-  private readonly logger: Logger;
+  /** The store's own logger option, else the engine's (`useLogger`), else silent. */
+  private logger: Logger;
+  private readonly ownLogger: boolean;
   private readonly s: string;
   private readonly channel: string;
   private readonly token = randomBytes(8).toString("base64url");
@@ -181,11 +183,16 @@ export class PostgresStore implements Store {
     this.schema = assertIdentifier(opts.schema ?? "loom", "schema");
     this.s = `"${this.schema}"`;
     this.logger = opts.logger ?? silentLogger;
+    this.ownLogger = opts.logger !== undefined;
+    // The notifier and the relay read the logger when they log, so `useLogger` reaches them.
+    const currentLogger = (): Logger => this.logger;
     this.channel = channelName(this.schema, "");
     this.eventRelay = new PostgresEventRelay(
       {
         channel: channelName(this.schema, ":events"),
-        logger: this.logger,
+        get logger() {
+          return currentLogger();
+        },
         query: async <R>(text: string, values: unknown[]) =>
           (await this.q<R & pg.QueryResultRow>("event relay", text, values)).rows,
         subscribe: (channel, handler) => this.notifier.subscribe(channel, handler),
@@ -233,7 +240,9 @@ export class PostgresStore implements Store {
     this.notifier = new Notifier({
       channel: this.channel,
       token: this.token,
-      logger: this.logger,
+      get logger() {
+        return currentLogger();
+      },
       connect: () => this.listenConnection(opts.connection),
       pollMs: positive(opts.fallbackPollMs, 250, "fallbackPollMs"),
       reconnectMinMs: 100,
@@ -249,6 +258,11 @@ export class PostgresStore implements Store {
    */
   get relay(): EventRelay | undefined {
     return this.closed || !this.migrated ? undefined : this.eventRelay;
+  }
+
+  /** Log through the engine's logger, unless this store was given a `logger` of its own. */
+  useLogger(logger: Logger): void {
+    if (!this.ownLogger) this.logger = logger;
   }
 
   /** `listening`, or `polling` while the LISTEN connection is down (for health checks). */
@@ -825,8 +839,10 @@ export class PostgresStore implements Store {
   async exchange(req: ExchangeRequest): Promise<ExchangeResult> {
     this.ensureOpen();
     const settle = req.settle;
-    const claim = req.claim && req.claim.limit > 0 && req.claim.types.length ? req.claim : null;
-    if (settle.length === 0 && !claim) return { settled: [], claimed: [] };
+    const limit = Math.max(req.claim?.limit ?? 0, 0);
+    const prefetch = Math.max(req.claim?.prefetch ?? 0, 0);
+    const claim = req.claim && limit + prefetch > 0 && req.claim.types.length ? req.claim : null;
+    if (settle.length === 0 && !claim) return { settled: [], claimed: [], prefetched: [] };
     const n = settle.length;
     const ids = new Array<string>(n);
     const attempts = new Array<string>(n);
@@ -853,7 +869,7 @@ export class PostgresStore implements Store {
     const dedup = new Set(ids).size !== n;
     const res = await this.q<ExchangeRow>(
       "exchange",
-      `SELECT * FROM ${this.s}.exchange($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+      `SELECT * FROM ${this.s}.exchange($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
       [
         ms(req.now),
         ids,
@@ -865,7 +881,8 @@ export class PostgresStore implements Store {
         dedup,
         claim?.engineName ?? null,
         claim?.types ?? null,
-        claim?.limit ?? 0,
+        claim ? limit : 0,
+        claim ? prefetch : 0,
         claim ? claimNonce() : null,
         this.channel,
         this.token,
@@ -875,15 +892,17 @@ export class PostgresStore implements Store {
     );
     const settled = new Array<SettleOutcome>(n);
     const claimed: ClaimedTask[] = [];
+    const prefetched: ClaimedTask[] = [];
     const cascades: ExchangeRow[] = [];
     for (const r of res.rows) {
       if (r[X.k] === 2) claimed.push(toClaimed(r));
+      else if (r[X.k] === 3) prefetched.push(toClaimed(r));
       else if (r[X.k] === 0) {
         settled[r[X.ord]! - 1] = { id: r[X.id], ok: r[X.ok]!, status: r[X.status], cascade: [] };
       } else cascades.push(r);
     }
     for (const r of cascades) settled[r[X.ord]! - 1]!.cascade.push(exchangeChange(r));
-    return { settled, claimed };
+    return { settled, claimed, prefetched };
   }
 
   async claimForAgent(req: AgentClaimRequest): Promise<Task | null> {

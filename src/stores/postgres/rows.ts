@@ -54,7 +54,8 @@ export interface ChangeRow {
 
 /**
  * A row of the `exchange` function, read as an array (no object per row): a settlement outcome
- * (k 0), a dependent cancelled because settlement `ord` failed (k 1), or a claimed task (k 2).
+ * (k 0), a dependent cancelled because settlement `ord` failed (k 1), a task claimed into
+ * `running` (k 2) or one prefetched into `claimed` (k 3).
  * Positions are the function's output columns; see `X`.
  */
 export type ExchangeRow = [

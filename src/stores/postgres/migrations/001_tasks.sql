@@ -121,16 +121,18 @@ $$;
 
 -- The dispatch loop's one round trip: settle finished attempts, apply their consequences
 -- (unblock or cancel dependents), then claim up to p_limit ready tasks of p_types straight into
--- `running`. One statement, so one transaction; each statement inside sees the ones before it.
+-- `running` and up to p_prefetch more `retry`-policy ones into `claimed`. One statement, so one
+-- transaction; each statement inside sees the ones before it.
 --
 -- Settlement kinds: 'c' complete, 'f' fail for good, 'r' fail and retry at p_retry_at, 'p' give
 -- back (pending). Rows returned: k = 0 one per settlement (ord is its 1-based position), k = 1 a
--- dependent cancelled because settlement `ord` failed, k = 2 a claimed task (hot columns only).
+-- dependent cancelled because settlement `ord` failed, k = 2 a task claimed into `running`, k = 3
+-- one prefetched into `claimed` (hot columns only).
 CREATE OR REPLACE FUNCTION {{schema}}.exchange(
   p_now bigint,
   p_ids text[], p_attempts text[], p_kinds text[], p_results text[], p_errors text[],
   p_retry_at bigint[], p_dedup boolean,
-  p_engine text, p_types text[], p_limit integer, p_nonce text,
+  p_engine text, p_types text[], p_limit integer, p_prefetch integer, p_nonce text,
   p_channel text, p_token text)
 RETURNS TABLE (k smallint, ord integer, id text, ok boolean, status text, type text,
   tenant text, project text, request_id text, workflow_id text, attempt integer,
@@ -146,6 +148,9 @@ DECLARE
   v_failed_ords integer[];
   v_failed_ids text[];
   v_notify boolean := false;
+  v_n integer;
+  v_status text;
+  v_any_policy boolean;
 BEGIN
   IF coalesce(cardinality(p_ids), 0) > 0 THEN
     IF p_dedup THEN
@@ -250,59 +255,75 @@ BEGIN
     PERFORM pg_notify(p_channel, p_token);
   END IF;
 
-  IF p_limit > 0 AND coalesce(cardinality(p_types), 0) > 0 THEN
-    IF cardinality(p_types) = 1 THEN
-      RETURN QUERY
-        WITH c AS (
-          UPDATE {{schema}}.tasks t
-             SET status = 'running', attempt = t.attempt + 1,
-                 attempt_id = p_nonce || '.' || (t.attempt + 1), engine_name = p_engine,
-                 lease_expires_at = p_now + t.lease_ms, started_at = p_now, updated_at = p_now,
-                 progress = NULL, progress_note = NULL
-           WHERE t.id IN (
-             SELECT r.id FROM {{schema}}.tasks r
-              WHERE r.type = p_types[1] AND r.status IN ('pending', 'retrying')
-                AND r.deps_left = 0 AND r.run_at <= p_now
-              ORDER BY r.priority DESC, r.run_at, r.id
-              LIMIT p_limit
-                FOR UPDATE SKIP LOCKED)
-          RETURNING t.*
-        )
-        SELECT 2::smallint, NULL::integer, c.id, NULL::boolean, c.status, c.type, c.tenant,
-               c.project, c.request_id, c.workflow_id, c.attempt, c.attempt_id, c.input,
-               c.caller, c.priority, c.labels, c.metadata, c.timeout_ms, c.max_retries,
-               c.crash_count, c.backoff, c.lease_ms, c.run_at, c.trace_context, NULL::text
-          FROM c ORDER BY c.priority DESC, c.run_at, c.id;
-    ELSE
-      -- Several types: the best p_limit of each type's own index range, merged.
-      RETURN QUERY
-        WITH best AS (
-          SELECT b.id, b.priority, b.run_at
-            FROM unnest(p_types) AS ty(type)
-            CROSS JOIN LATERAL (
-              SELECT r.id, r.priority, r.run_at FROM {{schema}}.tasks r
-               WHERE r.type = ty.type AND r.status IN ('pending', 'retrying')
-                 AND r.deps_left = 0 AND r.run_at <= p_now
-               ORDER BY r.priority DESC, r.run_at, r.id
-               LIMIT p_limit
-                 FOR UPDATE SKIP LOCKED) b
-           ORDER BY b.priority DESC, b.run_at, b.id
-           LIMIT p_limit
-        ), c AS (
-          UPDATE {{schema}}.tasks t
-             SET status = 'running', attempt = t.attempt + 1,
-                 attempt_id = p_nonce || '.' || (t.attempt + 1), engine_name = p_engine,
-                 lease_expires_at = p_now + t.lease_ms, started_at = p_now, updated_at = p_now,
-                 progress = NULL, progress_note = NULL
-           WHERE t.id IN (SELECT best.id FROM best)
-          RETURNING t.*
-        )
-        SELECT 2::smallint, NULL::integer, c.id, NULL::boolean, c.status, c.type, c.tenant,
-               c.project, c.request_id, c.workflow_id, c.attempt, c.attempt_id, c.input,
-               c.caller, c.priority, c.labels, c.metadata, c.timeout_ms, c.max_retries,
-               c.crash_count, c.backoff, c.lease_ms, c.run_at, c.trace_context, NULL::text
-          FROM c ORDER BY c.priority DESC, c.run_at, c.id;
-    END IF;
+  -- Claims, in two passes of the same order: up to p_limit tasks straight into `running` (free
+  -- slots), then up to p_prefetch more `retry`-policy tasks into `claimed` (the engine's local
+  -- buffer; DESIGN §3). Pass 2 sees pass 1's writes, so it picks up where pass 1 stopped; a
+  -- `fail`-policy task is never prefetched (its crash would look like "not started").
+  IF coalesce(cardinality(p_types), 0) > 0 THEN
+    FOR v_pass IN 1 .. 2 LOOP
+      v_n := CASE v_pass WHEN 1 THEN p_limit ELSE p_prefetch END;
+      CONTINUE WHEN coalesce(v_n, 0) <= 0;
+      v_status := CASE v_pass WHEN 1 THEN 'running' ELSE 'claimed' END;
+      v_any_policy := v_pass = 1;
+      IF cardinality(p_types) = 1 THEN
+        RETURN QUERY
+          WITH c AS (
+            UPDATE {{schema}}.tasks t
+               SET status = v_status, attempt = t.attempt + 1,
+                   attempt_id = p_nonce || '.' || (t.attempt + 1), engine_name = p_engine,
+                   lease_expires_at = p_now + t.lease_ms,
+                   started_at = CASE WHEN v_any_policy THEN p_now ELSE t.started_at END,
+                   updated_at = p_now, progress = NULL, progress_note = NULL
+             WHERE t.id IN (
+               SELECT r.id FROM {{schema}}.tasks r
+                WHERE r.type = p_types[1] AND r.status IN ('pending', 'retrying')
+                  AND r.deps_left = 0 AND r.run_at <= p_now
+                  AND (v_any_policy OR r.crash_policy = 'retry')
+                ORDER BY r.priority DESC, r.run_at, r.id
+                LIMIT v_n
+                  FOR UPDATE SKIP LOCKED)
+            RETURNING t.*
+          )
+          SELECT (v_pass + 1)::smallint, NULL::integer, c.id, NULL::boolean, c.status, c.type,
+                 c.tenant, c.project, c.request_id, c.workflow_id, c.attempt, c.attempt_id,
+                 c.input, c.caller, c.priority, c.labels, c.metadata, c.timeout_ms,
+                 c.max_retries, c.crash_count, c.backoff, c.lease_ms, c.run_at, c.trace_context,
+                 NULL::text
+            FROM c ORDER BY c.priority DESC, c.run_at, c.id;
+      ELSE
+        -- Several types: the best v_n of each type's own index range, merged.
+        RETURN QUERY
+          WITH best AS (
+            SELECT b.id, b.priority, b.run_at
+              FROM unnest(p_types) AS ty(type)
+              CROSS JOIN LATERAL (
+                SELECT r.id, r.priority, r.run_at FROM {{schema}}.tasks r
+                 WHERE r.type = ty.type AND r.status IN ('pending', 'retrying')
+                   AND r.deps_left = 0 AND r.run_at <= p_now
+                   AND (v_any_policy OR r.crash_policy = 'retry')
+                 ORDER BY r.priority DESC, r.run_at, r.id
+                 LIMIT v_n
+                   FOR UPDATE SKIP LOCKED) b
+             ORDER BY b.priority DESC, b.run_at, b.id
+             LIMIT v_n
+          ), c AS (
+            UPDATE {{schema}}.tasks t
+               SET status = v_status, attempt = t.attempt + 1,
+                   attempt_id = p_nonce || '.' || (t.attempt + 1), engine_name = p_engine,
+                   lease_expires_at = p_now + t.lease_ms,
+                   started_at = CASE WHEN v_any_policy THEN p_now ELSE t.started_at END,
+                   updated_at = p_now, progress = NULL, progress_note = NULL
+             WHERE t.id IN (SELECT best.id FROM best)
+            RETURNING t.*
+          )
+          SELECT (v_pass + 1)::smallint, NULL::integer, c.id, NULL::boolean, c.status, c.type,
+                 c.tenant, c.project, c.request_id, c.workflow_id, c.attempt, c.attempt_id,
+                 c.input, c.caller, c.priority, c.labels, c.metadata, c.timeout_ms,
+                 c.max_retries, c.crash_count, c.backoff, c.lease_ms, c.run_at, c.trace_context,
+                 NULL::text
+            FROM c ORDER BY c.priority DESC, c.run_at, c.id;
+      END IF;
+    END LOOP;
   END IF;
 END
 $$;
