@@ -22,7 +22,11 @@ function store(opts: Parameters<typeof postgres>[1] = {}): PostgresStore {
   return s;
 }
 
-function engine(name: string, s: PostgresStore, opts: { pollMs?: number } = {}): Engine {
+function engine(
+  name: string,
+  s: PostgresStore,
+  opts: { pollMs?: number; logger?: Logger; concurrency?: number; prefetch?: number } = {},
+): Engine {
   const e = createEngine({ name, store: s, retention: false, ...opts });
   engines.push(e);
   return e;
@@ -49,6 +53,8 @@ function capturingLogger(lines: LogLine[]): Logger {
     error: at("error"),
   };
 }
+
+const sleepMs = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -189,6 +195,78 @@ describe.runIf(available)("engine on PostgreSQL", () => {
       5_000,
       "every task of the flapping period",
     );
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN to come back");
+  });
+  it("prefetches retry-policy tasks into claimed and runs them all once", async () => {
+    const e = engine("prefetcher", store(), { concurrency: 2, prefetch: 3 });
+    const release: (() => void)[] = [];
+    const runs = new Map<string, number>();
+    e.register(
+      "idem",
+      (task) =>
+        new Promise<void>((r) => {
+          runs.set(task.id, (runs.get(task.id) ?? 0) + 1);
+          release.push(r);
+        }),
+      { crashPolicy: "retry" },
+    );
+    const ids = await e.submitMany(
+      Array.from({ length: 8 }, (_, i) => ({ type: "idem", input: i })),
+    );
+    await e.start();
+    const count = async (status: "claimed" | "running" | "pending") =>
+      e.count({ type: "idem", status });
+    const deadline = Date.now() + 5_000;
+    while ((await count("claimed")) !== 3 && Date.now() < deadline) await sleepMs(5);
+    expect(await count("claimed")).toBe(3);
+    expect(await count("running")).toBe(2);
+    expect(await count("pending")).toBe(3);
+    while (runs.size < 8 || release.length > 0) {
+      release.shift()?.();
+      await sleepMs(5);
+    }
+    const done = await Promise.all(ids.map((id) => e.wait(id, { timeoutMs: 5_000 })));
+    expect(done.every((t) => t.status === "completed" && t.attempt === 1)).toBe(true);
+    expect([...runs.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it("logs connection trouble through the engine's logger when the store has none", async () => {
+    const lines: LogLine[] = [];
+    const s = store({ fallbackPollMs: 50, reconnectMaxMs: 400 });
+    const worker = engine("engine-logger", s, { pollMs: 60_000, logger: capturingLogger(lines) });
+    worker.register("job3", () => {});
+    await worker.start();
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN");
+    await pgQuery(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+      [s.listenApplicationName],
+    );
+    await waitFor(
+      () => lines.some((l) => l.level === "warn" && /LISTEN connection lost/.test(l.msg)),
+      5_000,
+      "the drop to be logged through the engine's logger",
+    );
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN to come back");
+  });
+
+  it("keeps a store's own logger over the engine's", async () => {
+    const own: LogLine[] = [];
+    const engines: LogLine[] = [];
+    const s = store({ logger: capturingLogger(own), fallbackPollMs: 50, reconnectMaxMs: 400 });
+    const worker = engine("own-logger", s, { pollMs: 60_000, logger: capturingLogger(engines) });
+    worker.register("job4", () => {});
+    await worker.start();
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN");
+    await pgQuery(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+      [s.listenApplicationName],
+    );
+    await waitFor(
+      () => own.some((l) => l.level === "warn" && /LISTEN connection lost/.test(l.msg)),
+      5_000,
+      "the drop to be logged through the store's logger",
+    );
+    expect(engines.some((l) => /LISTEN/.test(l.msg))).toBe(false);
     await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN to come back");
   });
 });

@@ -55,6 +55,13 @@ CREATE INDEX IF NOT EXISTS tasks_ready
   ON {{schema}}.tasks (type, priority DESC, run_at, id)
   WHERE status IN ('pending', 'retrying') AND deps_left = 0;
 
+-- The prefetch predicate (DESIGN §3): ready tasks under the "retry" crash policy, the only ones
+-- an engine may claim ahead into its buffer. Without it, an engine with prefetch on would walk a
+-- whole backlog of "fail"-policy tasks (the default) on every claim to find none.
+CREATE INDEX IF NOT EXISTS tasks_ready_retry
+  ON {{schema}}.tasks (type, priority DESC, run_at, id)
+  WHERE status IN ('pending', 'retrying') AND deps_left = 0 AND crash_policy = 'retry';
+
 -- Attempts in flight: lease rescue, per-engine recovery and agent limits scan only these.
 CREATE INDEX IF NOT EXISTS tasks_active
   ON {{schema}}.tasks (lease_expires_at)
@@ -149,8 +156,7 @@ DECLARE
   v_failed_ids text[];
   v_notify boolean := false;
   v_n integer;
-  v_status text;
-  v_any_policy boolean;
+  v_ids text[];
 BEGIN
   IF coalesce(cardinality(p_ids), 0) > 0 THEN
     IF p_dedup THEN
@@ -258,71 +264,73 @@ BEGIN
   -- Claims, in two passes of the same order: up to p_limit tasks straight into `running` (free
   -- slots), then up to p_prefetch more `retry`-policy tasks into `claimed` (the engine's local
   -- buffer; DESIGN §3). Pass 2 sees pass 1's writes, so it picks up where pass 1 stopped; a
-  -- `fail`-policy task is never prefetched (its crash would look like "not started").
+  -- `fail`-policy task is never prefetched (its crash would look like "not started"). Pass 2
+  -- reads `tasks_ready_retry`, so a backlog of `fail`-policy tasks costs it nothing.
   IF coalesce(cardinality(p_types), 0) > 0 THEN
     FOR v_pass IN 1 .. 2 LOOP
       v_n := CASE v_pass WHEN 1 THEN p_limit ELSE p_prefetch END;
       CONTINUE WHEN coalesce(v_n, 0) <= 0;
-      v_status := CASE v_pass WHEN 1 THEN 'running' ELSE 'claimed' END;
-      v_any_policy := v_pass = 1;
-      IF cardinality(p_types) = 1 THEN
-        RETURN QUERY
-          WITH c AS (
-            UPDATE {{schema}}.tasks t
-               SET status = v_status, attempt = t.attempt + 1,
-                   attempt_id = p_nonce || '.' || (t.attempt + 1), engine_name = p_engine,
-                   lease_expires_at = p_now + t.lease_ms,
-                   started_at = CASE WHEN v_any_policy THEN p_now ELSE t.started_at END,
-                   updated_at = p_now, progress = NULL, progress_note = NULL
-             WHERE t.id IN (
-               SELECT r.id FROM {{schema}}.tasks r
-                WHERE r.type = p_types[1] AND r.status IN ('pending', 'retrying')
-                  AND r.deps_left = 0 AND r.run_at <= p_now
-                  AND (v_any_policy OR r.crash_policy = 'retry')
-                ORDER BY r.priority DESC, r.run_at, r.id
-                LIMIT v_n
-                  FOR UPDATE SKIP LOCKED)
-            RETURNING t.*
-          )
-          SELECT (v_pass + 1)::smallint, NULL::integer, c.id, NULL::boolean, c.status, c.type,
-                 c.tenant, c.project, c.request_id, c.workflow_id, c.attempt, c.attempt_id,
-                 c.input, c.caller, c.priority, c.labels, c.metadata, c.timeout_ms,
-                 c.max_retries, c.crash_count, c.backoff, c.lease_ms, c.run_at, c.trace_context,
-                 NULL::text
-            FROM c ORDER BY c.priority DESC, c.run_at, c.id;
-      ELSE
+      IF v_pass = 1 AND cardinality(p_types) = 1 THEN
+        SELECT array_agg(b.id) INTO v_ids FROM (
+          SELECT r.id FROM {{schema}}.tasks r
+           WHERE r.type = p_types[1] AND r.status IN ('pending', 'retrying')
+             AND r.deps_left = 0 AND r.run_at <= p_now
+           ORDER BY r.priority DESC, r.run_at, r.id
+           LIMIT v_n
+             FOR UPDATE SKIP LOCKED) b;
+      ELSIF v_pass = 1 THEN
         -- Several types: the best v_n of each type's own index range, merged.
-        RETURN QUERY
-          WITH best AS (
-            SELECT b.id, b.priority, b.run_at
-              FROM unnest(p_types) AS ty(type)
-              CROSS JOIN LATERAL (
-                SELECT r.id, r.priority, r.run_at FROM {{schema}}.tasks r
-                 WHERE r.type = ty.type AND r.status IN ('pending', 'retrying')
-                   AND r.deps_left = 0 AND r.run_at <= p_now
-                   AND (v_any_policy OR r.crash_policy = 'retry')
-                 ORDER BY r.priority DESC, r.run_at, r.id
-                 LIMIT v_n
-                   FOR UPDATE SKIP LOCKED) b
-             ORDER BY b.priority DESC, b.run_at, b.id
-             LIMIT v_n
-          ), c AS (
-            UPDATE {{schema}}.tasks t
-               SET status = v_status, attempt = t.attempt + 1,
-                   attempt_id = p_nonce || '.' || (t.attempt + 1), engine_name = p_engine,
-                   lease_expires_at = p_now + t.lease_ms,
-                   started_at = CASE WHEN v_any_policy THEN p_now ELSE t.started_at END,
-                   updated_at = p_now, progress = NULL, progress_note = NULL
-             WHERE t.id IN (SELECT best.id FROM best)
-            RETURNING t.*
-          )
-          SELECT (v_pass + 1)::smallint, NULL::integer, c.id, NULL::boolean, c.status, c.type,
-                 c.tenant, c.project, c.request_id, c.workflow_id, c.attempt, c.attempt_id,
-                 c.input, c.caller, c.priority, c.labels, c.metadata, c.timeout_ms,
-                 c.max_retries, c.crash_count, c.backoff, c.lease_ms, c.run_at, c.trace_context,
-                 NULL::text
-            FROM c ORDER BY c.priority DESC, c.run_at, c.id;
+        SELECT array_agg(b.id) INTO v_ids FROM (
+          SELECT b.id FROM unnest(p_types) AS ty(type)
+           CROSS JOIN LATERAL (
+             SELECT r.id, r.priority, r.run_at FROM {{schema}}.tasks r
+              WHERE r.type = ty.type AND r.status IN ('pending', 'retrying')
+                AND r.deps_left = 0 AND r.run_at <= p_now
+              ORDER BY r.priority DESC, r.run_at, r.id
+              LIMIT v_n
+                FOR UPDATE SKIP LOCKED) b
+           ORDER BY b.priority DESC, b.run_at, b.id
+           LIMIT v_n) b;
+      ELSIF cardinality(p_types) = 1 THEN
+        SELECT array_agg(b.id) INTO v_ids FROM (
+          SELECT r.id FROM {{schema}}.tasks r
+           WHERE r.type = p_types[1] AND r.status IN ('pending', 'retrying')
+             AND r.deps_left = 0 AND r.crash_policy = 'retry' AND r.run_at <= p_now
+           ORDER BY r.priority DESC, r.run_at, r.id
+           LIMIT v_n
+             FOR UPDATE SKIP LOCKED) b;
+      ELSE
+        SELECT array_agg(b.id) INTO v_ids FROM (
+          SELECT b.id FROM unnest(p_types) AS ty(type)
+           CROSS JOIN LATERAL (
+             SELECT r.id, r.priority, r.run_at FROM {{schema}}.tasks r
+              WHERE r.type = ty.type AND r.status IN ('pending', 'retrying')
+                AND r.deps_left = 0 AND r.crash_policy = 'retry' AND r.run_at <= p_now
+              ORDER BY r.priority DESC, r.run_at, r.id
+              LIMIT v_n
+                FOR UPDATE SKIP LOCKED) b
+           ORDER BY b.priority DESC, b.run_at, b.id
+           LIMIT v_n) b;
       END IF;
+      CONTINUE WHEN v_ids IS NULL;
+      RETURN QUERY
+        WITH c AS (
+          UPDATE {{schema}}.tasks t
+             SET status = CASE v_pass WHEN 1 THEN 'running' ELSE 'claimed' END,
+                 attempt = t.attempt + 1, attempt_id = p_nonce || '.' || (t.attempt + 1),
+                 engine_name = p_engine, lease_expires_at = p_now + t.lease_ms,
+                 -- A prefetched task starts later, without a write: no start time to record.
+                 started_at = CASE v_pass WHEN 1 THEN p_now ELSE t.started_at END,
+                 updated_at = p_now, progress = NULL, progress_note = NULL
+           WHERE t.id = ANY (v_ids)
+          RETURNING t.*
+        )
+        SELECT (v_pass + 1)::smallint, NULL::integer, c.id, NULL::boolean, c.status, c.type,
+               c.tenant, c.project, c.request_id, c.workflow_id, c.attempt, c.attempt_id,
+               c.input, c.caller, c.priority, c.labels, c.metadata, c.timeout_ms,
+               c.max_retries, c.crash_count, c.backoff, c.lease_ms, c.run_at, c.trace_context,
+               NULL::text
+          FROM c ORDER BY c.priority DESC, c.run_at, c.id;
     END LOOP;
   END IF;
 END
