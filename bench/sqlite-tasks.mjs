@@ -1,5 +1,6 @@
 // Loom on embedded SQLite, side by side with BullMQ on Redis, in one run.
 //
+//   npm install --no-save bullmq@5                           # once, for the BullMQ side
 //   npm run build && node bench/sqlite-tasks.mjs            # full run (about 2 minutes)
 //   node bench/sqlite-tasks.mjs --quick                     # smaller counts, for a smoke check
 //   node bench/sqlite-tasks.mjs --only=e2e,pickup           # a subset: enqueue,e2e,pickup,xproc,memory,bullmq
@@ -243,9 +244,19 @@ try {
   if (only.includes("xproc")) await crossProcess();
   if (only.includes("memory")) await memory();
   if (only.includes("bullmq")) {
-    await bullmq(10);
-    await bullmq(100);
-    await bullmqPickup();
+    // BullMQ is not a dependency of Loom (its lock entries break `npm ci` here): install it for
+    // the comparison with `npm install --no-save bullmq@5`.
+    const installed = await import("bullmq").then(
+      () => true,
+      () => false,
+    );
+    if (installed) {
+      await bullmq(10);
+      await bullmq(100);
+      await bullmqPickup();
+    } else {
+      console.error("  bullmq not installed: `npm install --no-save bullmq@5` to compare with it");
+    }
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
