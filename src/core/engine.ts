@@ -387,6 +387,15 @@ export class Engine {
   }
 
   private submitInTransaction(req: TaskRequest, tx: unknown): string {
+    return this.insertInTransaction([req], tx, (_, i) => (i === 0 ? "" : `tasks[${i}].`))[0]!;
+  }
+
+  /** Validate and insert now, inside the caller's synchronous transaction; errors throw into it. */
+  private insertInTransaction(
+    reqs: TaskRequest[],
+    tx: unknown,
+    at: (req: TaskRequest, i: number) => string,
+  ): string[] {
     this.assertOpen();
     if (!this.isReady) {
       throw new ValidationError(
@@ -394,18 +403,22 @@ export class Engine {
         "tx",
       );
     }
-    this.assertNotReserved(req, "type");
-    const row = this.prepare(req, this.clock.now(), "");
-    if (row instanceof Promise) {
-      throw new ValidationError(
-        "an asynchronous input schema cannot run inside a synchronous transaction",
-        "input",
-      );
-    }
-    const [outcome] = this.store.insertTasksNow!([row], tx);
+    const now = this.clock.now();
+    const rows = reqs.map((req, i) => {
+      this.assertNotReserved(req, `${at(req, i)}type`);
+      const row = this.prepare(req, now, at(req, i));
+      if (row instanceof Promise) {
+        throw new ValidationError(
+          "an asynchronous input schema cannot run inside a synchronous transaction",
+          `${at(req, i)}input`,
+        );
+      }
+      return row;
+    });
+    const outcomes = this.store.insertTasksNow!(rows, tx);
     // Look once the caller's (synchronous) transaction is over.
     if (this.started) setImmediate(() => this.dispatcher.wake());
-    return outcome!.id;
+    return outcomes.map((o) => o.id);
   }
 
   private assertNotReserved(req: TaskRequest, field: string): void {
@@ -430,7 +443,17 @@ export class Engine {
   }
 
   /** Persist many tasks in one transaction: all or none. Returns their ids in order. */
-  async submitMany(reqs: TaskRequest[], opts: Pick<SubmitOptions, "tx"> = {}): Promise<string[]> {
+  submitMany(reqs: TaskRequest[], opts: Pick<SubmitOptions, "tx"> = {}): Promise<string[]> {
+    if (opts.tx !== undefined && this.store.insertTasksNow && Array.isArray(reqs)) {
+      return Promise.resolve(this.insertInTransaction(reqs, opts.tx, (_, i) => `tasks[${i}].`));
+    }
+    return this.submitManyAsync(reqs, opts);
+  }
+
+  private async submitManyAsync(
+    reqs: TaskRequest[],
+    opts: Pick<SubmitOptions, "tx">,
+  ): Promise<string[]> {
     this.assertOpen();
     if (!Array.isArray(reqs))
       throw new ValidationError("must be an array of task requests", "tasks");

@@ -68,5 +68,16 @@ describe("submit inside the caller's own SQLite transaction", () => {
     expect(() => bad()).toThrow(ValidationError);
     expect((db.prepare("SELECT count(*) AS n FROM orders").get() as { n: number }).n).toBe(1);
     expect(await engine.count()).toBe(1);
+
+    let many: Promise<string[]> | undefined;
+    const batch = db.transaction((fail: boolean) => {
+      many = engine.submitMany([{ type: "ship" }, { type: "ship" }], { tx: db });
+      if (fail) throw new Error("rolled back");
+    });
+    expect(() => batch(true)).toThrow("rolled back");
+    expect(await engine.count()).toBe(1);
+    batch(false);
+    expect(await many!).toHaveLength(2);
+    expect(await engine.count()).toBe(3);
   });
 });

@@ -295,9 +295,10 @@ export class SqliteStore implements Store {
            ORDER BY priority DESC, run_at, id LIMIT ?`,
         )
         .raw(),
+      // A prefetched task starts later without a write: its claim time stands in for started_at.
       markClaimed: db.prepare(`UPDATE loom_tasks SET status = 'claimed', attempt = attempt + 1,
         attempt_id = ? || '.' || (attempt + 1), engine_name = ?, lease_expires_at = ? + lease_ms,
-        updated_at = ?, progress = NULL, progress_note = NULL
+        started_at = ?, updated_at = ?, progress = NULL, progress_note = NULL
         WHERE id IN (SELECT value FROM json_each(?)) AND ${READY}`),
       claimOne: db.prepare(`UPDATE loom_tasks SET status = ?, attempt = attempt + 1,
         attempt_id = ? || '.' || (attempt + 1), engine_name = ?, lease_expires_at = ? + lease_ms,
@@ -556,7 +557,7 @@ export class SqliteStore implements Store {
     const marked =
       status === "running"
         ? this.stmts.markRunning.run(nonce, claim.engineName, now, now, now, ids).changes
-        : this.stmts.markClaimed.run(nonce, claim.engineName, now, now, ids).changes;
+        : this.stmts.markClaimed.run(nonce, claim.engineName, now, now, now, ids).changes;
     if (marked !== rows.length)
       throw new StoreError(`claim marked ${marked} of ${rows.length} rows`);
     return rows.map((r) => {

@@ -319,8 +319,8 @@ BEGIN
              SET status = CASE v_pass WHEN 1 THEN 'running' ELSE 'claimed' END,
                  attempt = t.attempt + 1, attempt_id = p_nonce || '.' || (t.attempt + 1),
                  engine_name = p_engine, lease_expires_at = p_now + t.lease_ms,
-                 -- A prefetched task starts later, without a write: no start time to record.
-                 started_at = CASE v_pass WHEN 1 THEN p_now ELSE t.started_at END,
+                 -- A prefetched task starts later, without a write: its claim time stands in.
+                 started_at = p_now,
                  updated_at = p_now, progress = NULL, progress_note = NULL
            WHERE t.id = ANY (v_ids)
           RETURNING t.*

@@ -47,6 +47,13 @@ CREATE INDEX IF NOT EXISTS loom_tasks_ready
   ON loom_tasks (type, priority DESC, run_at, id)
   WHERE status IN ('pending', 'retrying') AND deps_left = 0;
 
+-- The prefetch predicate: ready tasks of the "retry" crash policy, the only ones an engine may
+-- claim ahead into its local buffer. Without it, prefetching past many "fail"-policy tasks
+-- would walk all of them on every claim.
+CREATE INDEX IF NOT EXISTS loom_tasks_ready_retry
+  ON loom_tasks (type, priority DESC, run_at, id)
+  WHERE status IN ('pending', 'retrying') AND deps_left = 0 AND crash_policy = 'retry';
+
 -- Attempts in flight: lease rescue and per-engine recovery scan only these.
 CREATE INDEX IF NOT EXISTS loom_tasks_active
   ON loom_tasks (lease_expires_at)
