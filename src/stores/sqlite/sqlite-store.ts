@@ -22,7 +22,7 @@ import type {
   TouchRequest,
 } from "../../store/store.js";
 import { SqliteEventRelay } from "./event-relay.js";
-import { rowToTask, type TaskRow } from "./rows.js";
+import { rowToTask, toChange, type ChangeRow, type TaskRow } from "../../store/rows.js";
 
 export interface SqliteStoreOptions {
   /**
@@ -81,30 +81,6 @@ type HotRow = [
   runAt: number,
   traceContext: string | null,
 ];
-
-interface ChangeRow {
-  id: string;
-  type: string;
-  tenant: string;
-  project: string;
-  request_id: string | null;
-  workflow_id: string | null;
-  attempt: number;
-  status: TaskStatus;
-  error: string | null;
-}
-
-const toChange = (r: ChangeRow): TaskChange => ({
-  id: r.id,
-  type: r.type,
-  tenant: r.tenant,
-  project: r.project,
-  requestId: r.request_id,
-  workflowId: r.workflow_id,
-  attempt: r.attempt,
-  status: r.status,
-  error: r.error,
-});
 
 // Claims read raw rows (arrays): better-sqlite3 builds no object per row, a fifth of a claim's cost.
 const toClaimed = (r: HotRow): ClaimedTask => ({

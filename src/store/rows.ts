@@ -1,6 +1,10 @@
-import type { CrashPolicy, Task, TaskStatus } from "../../core/types.js";
+import type { CrashPolicy, Task, TaskStatus } from "../core/types.js";
+import type { TaskChange } from "./store.js";
 
-/** A `loom_tasks` row as SQLite returns it. */
+// The row shapes both SQL stores share (same column names, times as epoch ms), and their
+// mapping to the public types.
+
+/** A task row as the stores read it (times as epoch ms; PostgreSQL's bigints already parsed). */
 export interface TaskRow {
   id: string;
   type: string;
@@ -36,6 +40,19 @@ export interface TaskRow {
   started_at: number | null;
   completed_at: number | null;
   updated_at: number;
+}
+
+/** The columns a task change reports to subscribers. */
+export interface ChangeRow {
+  id: string;
+  type: string;
+  tenant: string;
+  project: string;
+  request_id: string | null;
+  workflow_id: string | null;
+  attempt: number;
+  status: TaskStatus;
+  error: string | null;
 }
 
 const json = <T>(text: string | null, empty: T): T =>
@@ -80,3 +97,15 @@ export function rowToTask(r: TaskRow): Task {
     updatedAt: new Date(r.updated_at),
   };
 }
+
+export const toChange = (r: ChangeRow): TaskChange => ({
+  id: r.id,
+  type: r.type,
+  tenant: r.tenant,
+  project: r.project,
+  requestId: r.request_id,
+  workflowId: r.workflow_id,
+  attempt: r.attempt,
+  status: r.status,
+  error: r.error,
+});
