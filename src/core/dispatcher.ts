@@ -7,7 +7,14 @@ import { errorText } from "./redact.js";
 import { runWithRequestId } from "./request-context.js";
 import { contextFrom, type Instruments } from "./telemetry.js";
 import type { Logger } from "./logger.js";
-import type { ClaimedTask, SettleOutcome, Settlement, Store, TaskChange } from "../store/store.js";
+import type {
+  ClaimRequest,
+  ClaimedTask,
+  SettleOutcome,
+  Settlement,
+  Store,
+  TaskChange,
+} from "../store/store.js";
 import type { BackoffOptions, GateCheck, HandlerFn, LoomEventType, TaskStatus } from "./types.js";
 
 export interface RegisteredType {
@@ -84,7 +91,9 @@ export class Dispatcher implements AttemptHost {
   private readonly inHandler = new Set<Attempt>();
   private finished: Finished[] = [];
   private tickQueued = false;
-  private ticking = false;
+  /** Exchanges in flight, and the slots and buffer places their claims may still fill. */
+  private inFlight = 0;
+  private claimInFlight = false;
   private accepting = false;
   private pollTimer: TimerHandle | null = null;
   private dueTimer: { at: number; handle: TimerHandle } | null = null;
@@ -141,7 +150,7 @@ export class Dispatcher implements AttemptHost {
       this.buffer.length === 0 &&
       this.inHandler.size === 0 &&
       this.finished.length === 0 &&
-      !this.ticking &&
+      this.inFlight === 0 &&
       !this.tickQueued
     );
   }
@@ -157,7 +166,7 @@ export class Dispatcher implements AttemptHost {
     if (this.tickQueued) return;
     if (!this.accepting && this.finished.length === 0) return;
     this.tickQueued = true;
-    setImmediate(() => void this.tick());
+    setImmediate(() => this.tick());
   }
 
   /** A task becomes due at `at` (a delay or a retry's backoff): look then. */
@@ -204,18 +213,39 @@ export class Dispatcher implements AttemptHost {
     return this.accepting ? this.host.concurrency - this.running.size : 0;
   }
 
-  private async tick(): Promise<void> {
+  private tick(): void {
     this.tickQueued = false;
-    if (this.ticking) return;
+    // A store that takes concurrent writes (PostgreSQL) may have several exchanges in flight:
+    // the settling of one batch then overlaps the claiming of the next. At most one claims.
+    const maxInFlight = this.host.store.capabilities.concurrentExchanges ?? 1;
+    if (this.inFlight >= maxInFlight) return;
     this.startBuffered();
+    const types = this.host.registeredTypes();
+    const canClaim = types.length > 0 && !this.claimInFlight;
+    const limit = canClaim ? Math.max(0, this.freeSlots()) : 0;
+    const prefetch =
+      canClaim && this.accepting ? Math.max(0, this.host.prefetch - this.buffer.length) : 0;
+    const claim: ClaimRequest | null =
+      limit > 0 || prefetch > 0 ? { engineName: this.host.name, types, limit, prefetch } : null;
     const finished = this.finished;
     this.finished = [];
-    const types = this.host.registeredTypes();
-    const limit = types.length ? this.freeSlots() : 0;
-    const prefetch =
-      this.accepting && types.length ? Math.max(0, this.host.prefetch - this.buffer.length) : 0;
-    if (finished.length === 0 && limit <= 0 && prefetch <= 0) return this.maybeIdle();
-    this.ticking = true;
+    if (finished.length === 0 && !claim) return this.maybeIdle();
+    if (claim && finished.length > 0 && maxInFlight - this.inFlight >= 2) {
+      // Two round trips at once: the settlements, and the claim for what comes next.
+      void this.runExchange(finished, null);
+      void this.runExchange([], claim);
+    } else {
+      void this.runExchange(finished, claim);
+    }
+  }
+
+  private async runExchange(finished: Finished[], claim: ClaimRequest | null): Promise<void> {
+    this.inFlight++;
+    if (claim) this.claimInFlight = true;
+    const release = () => {
+      this.inFlight--;
+      if (claim) this.claimInFlight = false;
+    };
     const now = this.host.clock.now();
     let settled: SettleOutcome[] = [];
     let claimed: ClaimedTask[] = [];
@@ -224,14 +254,11 @@ export class Dispatcher implements AttemptHost {
       ({ settled, claimed, prefetched } = await this.host.store.exchange({
         now,
         settle: finished.map((f) => f.settlement),
-        claim:
-          limit > 0 || prefetch > 0
-            ? { engineName: this.host.name, types, limit: Math.max(0, limit), prefetch }
-            : null,
+        claim,
       }));
       this.storeErrors = 0;
     } catch (err) {
-      this.ticking = false;
+      release();
       // Nothing was written: keep the settlements and try again with backoff.
       this.finished = finished.concat(this.finished);
       this.storeErrors++;
@@ -240,7 +267,7 @@ export class Dispatcher implements AttemptHost {
       this.host.clock.setTimer(() => this.wake(), delay);
       return;
     }
-    this.ticking = false;
+    release();
     for (let i = 0; i < finished.length; i++) this.afterSettle(finished[i]!, settled[i]!);
     for (const c of claimed) this.startAttempt(c, now, true);
     if (prefetched?.length) {
@@ -259,8 +286,16 @@ export class Dispatcher implements AttemptHost {
         }
       }
     }
+    const limit = claim?.limit ?? 0;
     const fullBatch = limit > 0 && claimed.length === limit;
-    if (this.finished.length > 0 || (fullBatch && this.freeSlots() > 0)) this.wake();
+    const fullPrefetch = (claim?.prefetch ?? 0) > 0 && prefetched?.length === claim?.prefetch;
+    if (
+      this.finished.length > 0 ||
+      (fullBatch && this.freeSlots() > 0) ||
+      (fullPrefetch && this.buffer.length < this.host.prefetch)
+    ) {
+      this.wake();
+    }
     this.maybeIdle();
   }
 

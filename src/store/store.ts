@@ -108,6 +108,11 @@ export interface StoreCapabilities {
   transactionalEnqueue: boolean;
   /** Other processes on the same database can dispatch and observe. */
   multiProcess: boolean;
+  /**
+   * How many `exchange` calls one engine may have in flight at once (default 1). Above 1, the
+   * settling of one batch overlaps the claiming of the next.
+   */
+  concurrentExchanges?: number;
 }
 
 export interface NewTask {

@@ -158,7 +158,11 @@ interface PlannedRow {
  */
 export class PostgresStore implements Store {
   readonly dialect = "postgres";
-  readonly capabilities = { transactionalEnqueue: true, multiProcess: true };
+  readonly capabilities = {
+    transactionalEnqueue: true,
+    multiProcess: true,
+    concurrentExchanges: 2,
+  };
   /** The pool queries run on. */
   readonly pool: pg.Pool;
   readonly schema: string;
