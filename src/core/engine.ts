@@ -352,7 +352,17 @@ export class Engine {
 
   // ---------------------------------------------------------------- submit
 
-  private prepare(req: TaskRequest, now: number, at: string): NewTask | Promise<NewTask> {
+  /** The request id and trace context a submit inherits; read once per call, not per task. */
+  private ambient(): { requestId: string | null; traceContext: Record<string, string> | null } {
+    return { requestId: currentRequestId() ?? null, traceContext: captureTraceContext() };
+  }
+
+  private prepare(
+    req: TaskRequest,
+    now: number,
+    at: string,
+    ambient = this.ambient(),
+  ): NewTask | Promise<NewTask> {
     if (req === null || typeof req !== "object")
       throw new ValidationError("must be an object", at || "request");
     const type = assertName(req.type, `${at}type`);
@@ -363,8 +373,8 @@ export class Engine {
         id: this.ids(),
         now,
         settings,
-        requestId: currentRequestId() ?? null,
-        traceContext: captureTraceContext(),
+        requestId: ambient.requestId,
+        traceContext: ambient.traceContext,
         at,
       });
     const input = validateInput(settings.schema, req.input, `${at}input`);
@@ -404,9 +414,10 @@ export class Engine {
       );
     }
     const now = this.clock.now();
+    const ambient = this.ambient();
     const rows = reqs.map((req, i) => {
       this.assertNotReserved(req, `${at(req, i)}type`);
-      const row = this.prepare(req, now, at(req, i));
+      const row = this.prepare(req, now, at(req, i), ambient);
       if (row instanceof Promise) {
         throw new ValidationError(
           "an asynchronous input schema cannot run inside a synchronous transaction",
@@ -458,6 +469,7 @@ export class Engine {
     if (!Array.isArray(reqs))
       throw new ValidationError("must be an array of task requests", "tasks");
     const now = this.clock.now();
+    const ambient = this.ambient();
     const prepared = reqs.map((r, i) => {
       if (r?.type?.startsWith?.(RESERVED_PREFIX)) {
         throw new ValidationError(
@@ -465,7 +477,7 @@ export class Engine {
           `tasks[${i}].type`,
         );
       }
-      return this.prepare(r, now, `tasks[${i}].`);
+      return this.prepare(r, now, `tasks[${i}].`, ambient);
     });
     const rows: NewTask[] = prepared.some((p) => p instanceof Promise)
       ? await Promise.all(prepared.map((p) => Promise.resolve(p)))

@@ -52,26 +52,49 @@ export function assertPositiveMs(value: unknown, field: string): number {
 /** JSON text of `value`, refusing what JSON would silently drop or change (functions, NaN, bigint, cycles). */
 export function toJson(value: unknown, field: string): string | null {
   if (value === undefined) return null;
+  assertJsonSafe(value, field, "top level", 0);
   try {
-    return JSON.stringify(value, (key, v: unknown) => {
-      const t = typeof v;
-      if (t === "function" || t === "symbol" || t === "bigint") {
-        throw new ValidationError(
-          `is not JSON-serialisable (${t} at ${key ? `"${key}"` : "top level"})`,
-          field,
-        );
-      }
-      if (t === "number" && !Number.isFinite(v)) {
-        throw new ValidationError(
-          `is not JSON-serialisable (${String(v)} at ${key ? `"${key}"` : "top level"})`,
-          field,
-        );
-      }
-      return v;
-    });
+    return JSON.stringify(value);
   } catch (err) {
-    if (err instanceof ValidationError) throw err;
+    // Cycles (and toJSON methods that throw) end here.
     throw new ValidationError(`is not JSON-serialisable: ${(err as Error).message}`, field);
+  }
+}
+
+/**
+ * Refuses what JSON.stringify would silently drop or change: functions, symbols, bigints and
+ * non-finite numbers. A plain walk: cheaper than a replacer, which is called for every key.
+ */
+function assertJsonSafe(v: unknown, field: string, at: string, depth: number): void {
+  switch (typeof v) {
+    case "string":
+    case "boolean":
+      return;
+    case "number":
+      if (!Number.isFinite(v)) {
+        throw new ValidationError(`is not JSON-serialisable (${String(v)} at ${at})`, field);
+      }
+      return;
+    case "function":
+    case "symbol":
+    case "bigint":
+      throw new ValidationError(`is not JSON-serialisable (${typeof v} at ${at})`, field);
+    case "object": {
+      if (v === null || depth > 64) return; // deeper than this: JSON.stringify reports cycles
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) assertJsonSafe(v[i], field, `[${i}]`, depth + 1);
+        return;
+      }
+      if (typeof (v as { toJSON?: unknown }).toJSON === "function") return; // Date and friends
+      for (const key in v) {
+        if (Object.prototype.hasOwnProperty.call(v, key)) {
+          assertJsonSafe((v as Record<string, unknown>)[key], field, `"${key}"`, depth + 1);
+        }
+      }
+      return;
+    }
+    default:
+      return; // undefined inside an object is dropped by JSON, as it is by JavaScript spreads
   }
 }
 

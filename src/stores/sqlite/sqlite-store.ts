@@ -106,6 +106,53 @@ const toClaimed = (r: HotRow): ClaimedTask => ({
   traceContext: r[19],
 });
 
+/** The insert's values for one task, in TASK_COLUMNS order. */
+function taskValues(
+  t: NewTask,
+  status: TaskStatus,
+  depsLeft: number,
+  cancelReason: string | null,
+): unknown[] {
+  return [
+    t.id,
+    t.type,
+    status,
+    t.input,
+    t.tenant,
+    t.project,
+    t.caller,
+    t.priority,
+    t.lane,
+    t.labels ? JSON.stringify(t.labels) : null,
+    t.metadata ? JSON.stringify(t.metadata) : null,
+    t.maxRetries,
+    t.backoff ? JSON.stringify(t.backoff) : null,
+    t.crashPolicy,
+    t.maxCrashes,
+    t.leaseMs,
+    t.timeoutMs,
+    t.runAt,
+    depsLeft,
+    t.dependsOn.length ? JSON.stringify(t.dependsOn) : null,
+    t.idempotencyKey,
+    t.requestId,
+    t.workflowId,
+    t.traceContext ? JSON.stringify(t.traceContext) : null,
+    cancelReason,
+    status === "cancelled" ? t.createdAt : null,
+    t.createdAt,
+    t.createdAt,
+  ];
+}
+
+const TASK_COLUMNS = `id, type, status, input, tenant, project, caller, priority, lane, labels,
+  metadata, max_retries, backoff, crash_policy, max_crashes, lease_ms, timeout_ms, run_at, deps_left,
+  depends_on, idempotency_key, request_id, workflow_id, trace_context, error, completed_at,
+  created_at, updated_at`;
+const TASK_PLACEHOLDERS = `(${Array.from({ length: 28 }, () => "?").join(", ")})`;
+/** Rows per multi-row insert: one statement for many rows costs far less than one per row. */
+const BULK_ROWS = 32;
+
 const NONCE_PREFIX = randomBytes(6).toString("base64url");
 let nonceCounter = 0;
 /**
@@ -338,13 +385,62 @@ export class SqliteStore implements Store {
         "tx",
       );
     }
-    const run = () => tasks.map((t) => this.insertOne(t, tasks));
+    const run = () => this.insertAll(tasks);
     // Inside the caller's transaction, better-sqlite3 nests ours as a savepoint.
     if (this.db.inTransaction) return this.db.transaction(run)();
     const outcomes = this.db.transaction(run).immediate();
     // Cache types only once committed: a rolled-back batch must not keep a type out of the table.
     for (const t of tasks) this.knownTypes.add(t.type);
     return outcomes;
+  }
+
+  /**
+   * Plain tasks (no dependencies, no idempotency key) go in multi-row inserts; the others one by
+   * one, since each needs its own checks. Outcomes keep the order of `tasks`.
+   */
+  private insertAll(tasks: NewTask[]): InsertOutcome[] {
+    const outcomes: InsertOutcome[] = [];
+    let plain: NewTask[] = [];
+    const flush = () => {
+      for (let i = 0; i < plain.length; i += BULK_ROWS)
+        this.insertPlain(plain.slice(i, i + BULK_ROWS));
+      for (const t of plain)
+        outcomes.push({ id: t.id, created: true, status: "pending", error: null });
+      plain = [];
+    };
+    for (const t of tasks) {
+      if (t.dependsOn.length === 0 && t.idempotencyKey === null) {
+        plain.push(t);
+        continue;
+      }
+      flush();
+      outcomes.push(this.insertOne(t, tasks));
+    }
+    flush();
+    return outcomes;
+  }
+
+  private readonly bulkInserts = new Map<number, Database.Statement>();
+
+  private insertPlain(rows: NewTask[]): void {
+    let stmt = this.bulkInserts.get(rows.length);
+    if (!stmt) {
+      stmt = this.db.prepare(
+        `INSERT INTO loom_tasks (${TASK_COLUMNS}) VALUES ${rows.map(() => TASK_PLACEHOLDERS).join(", ")}`,
+      );
+      this.bulkInserts.set(rows.length, stmt);
+    }
+    const values: unknown[] = [];
+    for (const t of rows) values.push(...taskValues(t, "pending", 0, null));
+    try {
+      stmt.run(...values);
+    } catch (err) {
+      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+        throw new ValidationError("a task with one of these ids already exists", "id");
+      }
+      throw err;
+    }
+    for (const t of rows) if (!this.knownTypes.has(t.type)) this.stmts.insertType.run(t.type);
   }
 
   private insertOne(t: NewTask, batch: NewTask[]): InsertOutcome {
@@ -370,34 +466,7 @@ export class SqliteStore implements Store {
     }
     const cancelled = cancelReason !== null;
     const info = s.insert.run(
-      t.id,
-      t.type,
-      cancelled ? "cancelled" : "pending",
-      t.input,
-      t.tenant,
-      t.project,
-      t.caller,
-      t.priority,
-      t.lane,
-      t.labels ? JSON.stringify(t.labels) : null,
-      t.metadata ? JSON.stringify(t.metadata) : null,
-      t.maxRetries,
-      t.backoff ? JSON.stringify(t.backoff) : null,
-      t.crashPolicy,
-      t.maxCrashes,
-      t.leaseMs,
-      t.timeoutMs,
-      t.runAt,
-      depsLeft,
-      t.dependsOn.length ? JSON.stringify(t.dependsOn) : null,
-      t.idempotencyKey,
-      t.requestId,
-      t.workflowId,
-      t.traceContext ? JSON.stringify(t.traceContext) : null,
-      cancelReason,
-      cancelled ? t.createdAt : null,
-      t.createdAt,
-      t.createdAt,
+      ...taskValues(t, cancelled ? "cancelled" : "pending", depsLeft, cancelReason),
     );
     if (info.changes === 0) {
       const existing = t.idempotencyKey
