@@ -1,5 +1,5 @@
 import type { CrashPolicy, Task, TaskStatus } from "../core/types.js";
-import type { TaskChange } from "./store.js";
+import type { TaskChange, TaskRef } from "./store.js";
 
 // The row shapes both SQL stores share (same column names, times as epoch ms), and their
 // mapping to the public types.
@@ -108,4 +108,15 @@ export const toChange = (r: ChangeRow): TaskChange => ({
   attempt: r.attempt,
   status: r.status,
   error: r.error,
+});
+
+/** The reference to a task that events carry, from any row that has its columns. */
+export const toRef = (r: Omit<ChangeRow, "status" | "error">): TaskRef => ({
+  id: r.id,
+  type: r.type,
+  tenant: r.tenant,
+  project: r.project,
+  requestId: r.request_id,
+  workflowId: r.workflow_id,
+  attempt: r.attempt,
 });

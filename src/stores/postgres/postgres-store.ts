@@ -27,6 +27,7 @@ import {
   rowToTask,
   exchangeChange,
   toChange,
+  toRef,
   toClaimed,
   X,
   type ChangeRow,
@@ -989,15 +990,7 @@ export class PostgresStore implements Store {
       ok: true,
       status: "running",
       movedToRunning: row.before === "claimed",
-      task: {
-        id: row.id,
-        type: row.type,
-        tenant: row.tenant,
-        project: row.project,
-        requestId: row.request_id,
-        workflowId: row.workflow_id,
-        attempt: row.attempt,
-      },
+      task: toRef(row),
     };
   }
 

@@ -1,5 +1,5 @@
 import type { TaskStatus } from "../../core/types.js";
-export { rowToTask, toChange, type ChangeRow, type TaskRow } from "../../store/rows.js";
+export { rowToTask, toChange, toRef, type ChangeRow, type TaskRow } from "../../store/rows.js";
 import type { ClaimedTask, TaskChange } from "../../store/store.js";
 
 /**

@@ -22,7 +22,7 @@ import type {
   TouchRequest,
 } from "../../store/store.js";
 import { SqliteEventRelay } from "./event-relay.js";
-import { rowToTask, toChange, type ChangeRow, type TaskRow } from "../../store/rows.js";
+import { rowToTask, toChange, toRef, type ChangeRow, type TaskRow } from "../../store/rows.js";
 
 export interface SqliteStoreOptions {
   /**
@@ -693,15 +693,7 @@ export class SqliteStore implements Store {
       ok: true,
       status: "running",
       movedToRunning: before?.status === "claimed",
-      task: {
-        id: row.id,
-        type: row.type,
-        tenant: row.tenant,
-        project: row.project,
-        requestId: row.request_id,
-        workflowId: row.workflow_id,
-        attempt: row.attempt,
-      },
+      task: toRef(row),
     };
   }
 
