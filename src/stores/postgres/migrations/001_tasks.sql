@@ -72,19 +72,17 @@ CREATE INDEX IF NOT EXISTS tasks_retrying
   ON {{schema}}.tasks (run_at)
   WHERE status = 'retrying';
 
+-- No index on (tenant, project) or on completed_at: every state change is an update that writes
+-- a new entry into each index, so each index costs every transition. Lists walk the primary key
+-- (newest first) and the retention purge walks it once per sweep.
+
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_idempotency
   ON {{schema}}.tasks (tenant, idempotency_key)
   WHERE idempotency_key IS NOT NULL;
 
-CREATE INDEX IF NOT EXISTS tasks_scope ON {{schema}}.tasks (tenant, project, id);
-
 CREATE INDEX IF NOT EXISTS tasks_workflow
   ON {{schema}}.tasks (workflow_id)
   WHERE workflow_id IS NOT NULL;
-
-CREATE INDEX IF NOT EXISTS tasks_ended
-  ON {{schema}}.tasks (completed_at)
-  WHERE completed_at IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS {{schema}}.task_deps (
   depends_on text COLLATE "C" NOT NULL,
