@@ -1,0 +1,110 @@
+import { createHash } from "node:crypto";
+import type { MiddlewareHandler } from "hono";
+import { httpProblem } from "./errors.js";
+
+export const SCOPES = ["read", "write", "agent"] as const;
+export type Scope = (typeof SCOPES)[number];
+
+/** One bearer token, bound to a tenant (and optionally a project). Give `token` or its hash. */
+export interface TokenConfig {
+  /** The token in clear. Prefer `tokenHash` in configuration files. */
+  token?: string;
+  /** sha256 of the token, lower-case hex. */
+  tokenHash?: string;
+  tenant: string;
+  project?: string;
+  /** Default: all of read, write and agent. */
+  scopes?: Scope[];
+}
+
+export interface AuthOptions {
+  tokens: TokenConfig[];
+}
+
+/** Who is calling. Without auth configured, the caller is trusted and unbound. */
+export interface Principal {
+  /** Set when the request carries a token: overrides every tenant in bodies and queries. */
+  tenant: string | undefined;
+  project: string | undefined;
+  scopes: ReadonlySet<Scope>;
+  /** A stable, non-secret key for per-token limits (a hash prefix, or "anonymous"). */
+  key: string;
+}
+
+export const ANONYMOUS: Principal = {
+  tenant: undefined,
+  project: undefined,
+  scopes: new Set(SCOPES),
+  key: "anonymous",
+};
+
+export const sha256Hex = (s: string): string => createHash("sha256").update(s).digest("hex");
+
+/** Checks the configuration once and indexes tokens by their hash. */
+export function tokenTable(auth: AuthOptions): Map<string, Principal> {
+  if (!auth || !Array.isArray(auth.tokens)) throw new TypeError("auth.tokens must be an array");
+  const table = new Map<string, Principal>();
+  auth.tokens.forEach((t, i) => {
+    const at = `auth.tokens[${i}]`;
+    if ((t.token === undefined) === (t.tokenHash === undefined)) {
+      throw new TypeError(`${at}: give exactly one of token and tokenHash`);
+    }
+    if (t.token !== undefined && (typeof t.token !== "string" || t.token.length < 8)) {
+      throw new TypeError(`${at}.token must be a string of at least 8 characters`);
+    }
+    if (t.tokenHash !== undefined && !/^[0-9a-f]{64}$/i.test(t.tokenHash)) {
+      throw new TypeError(`${at}.tokenHash must be a sha256 hex digest`);
+    }
+    if (typeof t.tenant !== "string" || t.tenant === "") {
+      throw new TypeError(`${at}.tenant is required`);
+    }
+    const scopes = t.scopes ?? [...SCOPES];
+    for (const s of scopes) {
+      if (!SCOPES.includes(s)) throw new TypeError(`${at}.scopes: unknown scope ${String(s)}`);
+    }
+    const hash = (t.tokenHash ?? sha256Hex(t.token!)).toLowerCase();
+    table.set(hash, {
+      tenant: t.tenant,
+      project: t.project,
+      scopes: new Set(scopes),
+      key: hash.slice(0, 16),
+    });
+  });
+  return table;
+}
+
+export type AuthEnv = { Variables: { principal: Principal } };
+
+/** Resolves the bearer token to a principal; 401 without a known token. */
+export function authenticate(table: Map<string, Principal> | null): MiddlewareHandler<AuthEnv> {
+  return async (c, next) => {
+    if (!table) {
+      c.set("principal", ANONYMOUS);
+      return next();
+    }
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const principal = match ? table.get(sha256Hex(match[1]!)) : undefined;
+    if (!principal) {
+      throw httpProblem(
+        401,
+        match ? "the bearer token is not valid" : "a bearer token is required",
+        {
+          "www-authenticate": 'Bearer realm="loom"',
+        },
+      );
+    }
+    c.set("principal", principal);
+    return next();
+  };
+}
+
+/** 403 unless the caller's token carries `scope`. */
+export function requireScope(scope: Scope): MiddlewareHandler<AuthEnv> {
+  return async (c, next) => {
+    if (!c.get("principal").scopes.has(scope)) {
+      throw httpProblem(403, `this token lacks the ${scope} scope`);
+    }
+    return next();
+  };
+}
