@@ -800,7 +800,8 @@ export class PostgresStore implements Store {
              (SELECT count(*) FROM note) AS notified
         FROM v
         LEFT JOIN ins i ON i.id = v.id
-        LEFT JOIN ${s}.tasks e ON i.id IS NULL AND e.tenant = v.tenant
+        LEFT JOIN ${s}.tasks e ON i.id IS NULL AND v.idempotency_key IS NOT NULL
+              AND e.idempotency_key IS NOT NULL AND e.tenant = v.tenant
               AND e.idempotency_key = v.idempotency_key
        ORDER BY v.ord`);
   }
