@@ -1,5 +1,5 @@
 import type { CrashPolicy, Task, TaskStatus } from "../core/types.js";
-import type { TaskChange, TaskRef } from "./store.js";
+import type { QueuePosition, TaskChange, TaskRef } from "./store.js";
 
 // The row shapes both SQL stores share (same column names, times as epoch ms), and their
 // mapping to the public types.
@@ -120,3 +120,15 @@ export const toRef = (r: Omit<ChangeRow, "status" | "error">): TaskRef => ({
   workflowId: r.workflow_id,
   attempt: r.attempt,
 });
+
+/** Where a task stands, from its row and the count of ready tasks ahead of it. */
+export function toQueuePosition(
+  r: { type: string; status: TaskStatus; ahead: number; deps_left: number; run_at: number },
+  now: number,
+): QueuePosition {
+  const waiting = r.status === "pending" || r.status === "retrying";
+  if (!waiting || r.deps_left > 0 || r.run_at > now) {
+    return { position: 0, type: r.type, status: r.status, queued: false };
+  }
+  return { position: r.ahead + 1, type: r.type, status: r.status, queued: true };
+}

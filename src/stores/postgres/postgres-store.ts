@@ -27,6 +27,7 @@ import {
   rowToTask,
   exchangeChange,
   toChange,
+  toQueuePosition,
   toRef,
   toClaimed,
   X,
@@ -1171,12 +1172,7 @@ export class PostgresStore implements Store {
       "position",
     );
     const row = res.rows[0];
-    if (!row) return null;
-    const waiting = row.status === "pending" || row.status === "retrying";
-    if (!waiting || row.deps_left > 0 || row.run_at > now) {
-      return { position: 0, type: row.type, status: row.status, queued: false };
-    }
-    return { position: row.ahead + 1, type: row.type, status: row.status, queued: true };
+    return row ? toQueuePosition(row, now) : null;
   }
 
   async purge(before: number, statuses: TaskStatus[]): Promise<number> {

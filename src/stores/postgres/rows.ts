@@ -1,5 +1,12 @@
 import type { TaskStatus } from "../../core/types.js";
-export { rowToTask, toChange, toRef, type ChangeRow, type TaskRow } from "../../store/rows.js";
+export {
+  rowToTask,
+  toChange,
+  toQueuePosition,
+  toRef,
+  type ChangeRow,
+  type TaskRow,
+} from "../../store/rows.js";
 import type { ClaimedTask, TaskChange } from "../../store/store.js";
 
 /**

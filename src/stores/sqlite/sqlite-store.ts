@@ -22,7 +22,14 @@ import type {
   TouchRequest,
 } from "../../store/store.js";
 import { SqliteEventRelay } from "./event-relay.js";
-import { rowToTask, toChange, toRef, type ChangeRow, type TaskRow } from "../../store/rows.js";
+import {
+  rowToTask,
+  toChange,
+  toQueuePosition,
+  toRef,
+  type ChangeRow,
+  type TaskRow,
+} from "../../store/rows.js";
 
 export interface SqliteStoreOptions {
   /**
@@ -822,12 +829,7 @@ export class SqliteStore implements Store {
     const row = this.stmts.position.get(now, id) as
       | { type: string; status: TaskStatus; ahead: number; deps_left: number; run_at: number }
       | undefined;
-    if (!row) return null;
-    const waiting = row.status === "pending" || row.status === "retrying";
-    if (!waiting || row.deps_left > 0 || row.run_at > now) {
-      return { position: 0, type: row.type, status: row.status, queued: false };
-    }
-    return { position: row.ahead + 1, type: row.type, status: row.status, queued: true };
+    return row ? toQueuePosition(row, now) : null;
   }
 
   async purge(before: number, statuses: TaskStatus[]): Promise<number> {
