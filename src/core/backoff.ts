@@ -18,3 +18,17 @@ export function backoffDelay(
   const spread = raw * jitter * (random() * 2 - 1);
   return Math.max(0, Math.round(Math.min(maxMs, raw + spread)));
 }
+
+/**
+ * When a failed attempt runs again, or `null` when it fails for good. Failed attempts so far,
+ * this one included, are `attempt - crashCount`: crash returns do not use up `maxRetries`.
+ */
+export function retryAt(
+  a: { attempt: number; crashCount: number; maxRetries: number },
+  retryable: boolean,
+  now: number,
+  backoff?: BackoffOptions,
+): number | null {
+  const used = a.attempt - a.crashCount;
+  return retryable && used <= a.maxRetries ? now + backoffDelay(used, backoff) : null;
+}

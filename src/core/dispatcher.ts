@@ -1,9 +1,10 @@
 import { SpanStatusCode } from "@opentelemetry/api";
 import { Attempt, type AttemptHost } from "./attempt.js";
-import { backoffDelay } from "./backoff.js";
+import { retryAt } from "./backoff.js";
 import type { Clock, TimerHandle } from "./clock.js";
 import { CancelledError, StaleAttemptError, TaskTimeoutError, ValidationError } from "./errors.js";
 import { errorText } from "./redact.js";
+import { assertProgress } from "./task-request.js";
 import { runWithRequestId } from "./request-context.js";
 import { contextFrom, type Instruments } from "./telemetry.js";
 import type { Logger } from "./logger.js";
@@ -15,7 +16,14 @@ import type {
   Store,
   TaskChange,
 } from "../store/store.js";
-import type { BackoffOptions, GateCheck, HandlerFn, LoomEventType, TaskStatus } from "./types.js";
+import type {
+  BackoffOptions,
+  GateCheck,
+  GateDecision,
+  HandlerFn,
+  LoomEventType,
+  TaskStatus,
+} from "./types.js";
 
 export interface RegisteredType {
   type: string;
@@ -46,8 +54,12 @@ export interface DispatcherHost {
   emitProgress(attempt: Attempt, pct: number, note?: string): void;
   /** A task reached a terminal state in this process (for waiters). */
   settledLocally(id: string): void;
-  recentResults(id: string): unknown[];
-  rememberResult(id: string, result: unknown): void;
+  /** Run a gate on a result (recording the decision); `null` when there is no gate. */
+  judge(
+    gate: GateCheck | null,
+    task: { id: string; type: string; attempt: number },
+    result: unknown,
+  ): GateDecision | null;
   forgetResults(id: string): void;
 }
 
@@ -121,15 +133,7 @@ export class Dispatcher implements AttemptHost {
   /** Stop claiming; attempts in flight go on and are settled as they finish. */
   stopClaiming(): void {
     this.accepting = false;
-    // Give the prefetched tasks back: they never started here.
-    const now = this.host.clock.now();
-    for (const c of this.buffer.splice(0)) {
-      this.finished.push({
-        attempt: new Attempt(c, this, now),
-        settlement: { kind: "release", id: c.id, attemptId: c.attemptId },
-        event: null,
-      });
-    }
+    this.giveBack(this.buffer.splice(0), this.host.clock.now());
     if (this.finished.length) this.wake();
     this.unwatch?.();
     this.unwatch = null;
@@ -277,13 +281,7 @@ export class Dispatcher implements AttemptHost {
         this.startBuffered();
       } else {
         // Closed while the claim was in flight: give them straight back.
-        for (const c of prefetched) {
-          this.finished.push({
-            attempt: new Attempt(c, this, now),
-            settlement: { kind: "release", id: c.id, attemptId: c.attemptId },
-            event: null,
-          });
-        }
+        this.giveBack(prefetched, now);
       }
     }
     const limit = claim?.limit ?? 0;
@@ -438,20 +436,9 @@ export class Dispatcher implements AttemptHost {
         ),
       );
     }
-    if (reg.gate) {
-      const decision = reg.gate({
-        taskId: c.id,
-        type: c.type,
-        attempt: c.attempt,
-        result,
-        previousResults: this.host.recentResults(c.id),
-      });
-      this.host.instruments.gateDecisions.add(1, { type: c.type, reason: decision.reason });
-      if (!decision.accept) {
-        this.host.rememberResult(c.id, result);
-        const reason = `quality gate: ${decision.reason}`;
-        return this.failed(attempt, new Error(reason), decision.retry);
-      }
+    const decision = this.host.judge(reg.gate, c, result);
+    if (decision && !decision.accept) {
+      return this.failed(attempt, new Error(`quality gate: ${decision.reason}`), decision.retry);
     }
     this.finish(
       attempt,
@@ -464,16 +451,11 @@ export class Dispatcher implements AttemptHost {
     if (attempt.done) return;
     const c = attempt.claimed;
     const error = errorText(err);
-    // Failed attempts so far, this one included; crash returns do not use up retries.
-    const used = c.attempt - c.crashCount;
-    const retry = retryable && used <= c.maxRetries;
-    const retryAt = retry
-      ? this.host.clock.now() + backoffDelay(used, parseBackoff(c.backoff))
-      : null;
+    const at = retryAt(c, retryable, this.host.clock.now(), parseBackoff(c.backoff));
     this.finish(
       attempt,
-      { kind: "fail", id: c.id, attemptId: c.attemptId, error, retryAt },
-      retry ? "task.retrying" : "task.failed",
+      { kind: "fail", id: c.id, attemptId: c.attemptId, error, retryAt: at },
+      at !== null ? "task.retrying" : "task.failed",
     );
   }
 
@@ -484,10 +466,26 @@ export class Dispatcher implements AttemptHost {
     this.failed(attempt, err);
   }
 
-  private finish(attempt: Attempt, settlement: Settlement, event: LoomEventType | null): void {
+  /** The attempt's outcome is decided: free its slot (its handler may still be returning). */
+  private retire(attempt: Attempt): void {
     attempt.done = true;
     attempt.timeoutTimer?.cancel();
     this.running.delete(attempt.claimed.id);
+  }
+
+  /** Queue prefetched tasks to be released to `pending`: they never started here. */
+  private giveBack(tasks: ClaimedTask[], now: number): void {
+    for (const c of tasks) {
+      this.finished.push({
+        attempt: new Attempt(c, this, now),
+        settlement: { kind: "release", id: c.id, attemptId: c.attemptId },
+        event: null,
+      });
+    }
+  }
+
+  private finish(attempt: Attempt, settlement: Settlement, event: LoomEventType | null): void {
+    this.retire(attempt);
     this.finished.push({ attempt, settlement, event });
     this.startBuffered();
     this.wake();
@@ -499,9 +497,7 @@ export class Dispatcher implements AttemptHost {
     if (buffered >= 0) this.buffer.splice(buffered, 1);
     const attempt = this.running.get(id);
     if (!attempt || attempt.done) return;
-    attempt.done = true;
-    attempt.timeoutTimer?.cancel();
-    this.running.delete(id);
+    this.retire(attempt);
     attempt.abort(new CancelledError(id, reason));
     this.host.forgetResults(id);
     this.wake();
@@ -510,9 +506,7 @@ export class Dispatcher implements AttemptHost {
   /** The attempt lost its lease (the store says another attempt or state owns the task). */
   private lose(attempt: Attempt, status: TaskStatus | null): void {
     if (attempt.done) return;
-    attempt.done = true;
-    attempt.timeoutTimer?.cancel();
-    this.running.delete(attempt.claimed.id);
+    this.retire(attempt);
     attempt.abort(
       status === "cancelled"
         ? new CancelledError(attempt.claimed.id)
@@ -561,9 +555,7 @@ export class Dispatcher implements AttemptHost {
   }
 
   async reportProgress(attempt: Attempt, pct: number, note?: string): Promise<void> {
-    if (typeof pct !== "number" || !Number.isFinite(pct) || pct < 0 || pct > 100) {
-      throw new ValidationError("must be a number from 0 to 100", "progress");
-    }
+    assertProgress(pct);
     const c = attempt.claimed;
     const out = await this.host.store.touch({
       id: c.id,

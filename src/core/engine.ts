@@ -16,13 +16,14 @@ import { EventBus } from "./events.js";
 import { composeGate, defaultChecks } from "./gate.js";
 import { timeOrderedIds, type IdGenerator } from "./ids.js";
 import { silentLogger, type Logger } from "./logger.js";
-import { backoffDelay } from "./backoff.js";
+import { retryAt } from "./backoff.js";
 import { errorText } from "./redact.js";
 import { currentRequestId } from "./request-context.js";
 import {
   assertName,
   assertNonNegativeInt,
   assertPositiveMs,
+  assertProgress,
   toJson,
   toNewTask,
   validateInput,
@@ -33,6 +34,7 @@ import {
   isTerminal,
   TERMINAL_STATUSES,
   type GateCheck,
+  type GateDecision,
   type Handler,
   type HandlerFn,
   type LoomEvent,
@@ -889,11 +891,8 @@ export class Engine {
   }
 
   /** Record an agent's progress (0–100) on a claimed task. */
-  progress(id: string, attemptId: string, pct: number, note?: string): Promise<void> {
-    if (typeof pct !== "number" || !Number.isFinite(pct) || pct < 0 || pct > 100) {
-      return Promise.reject(new ValidationError("must be a number from 0 to 100", "progress"));
-    }
-    return this.touchAgent(id, attemptId, pct, note);
+  async progress(id: string, attemptId: string, pct: number, note?: string): Promise<void> {
+    return this.touchAgent(id, attemptId, assertProgress(pct), note);
   }
 
   /** An agent's result. Goes through the type's quality gate like a local handler's. */
@@ -901,24 +900,14 @@ export class Engine {
     const task = await this.owned(id, attemptId);
     const json = toJson(result, "result");
     const gate = this.types.get(task.type)?.reg.gate ?? this.defaultGate;
-    if (gate) {
-      const decision = gate({
-        taskId: id,
-        type: task.type,
-        attempt: task.attempt,
-        result,
-        previousResults: this.recentResults(id),
-      });
-      this.instruments.gateDecisions.add(1, { type: task.type, reason: decision.reason });
-      if (!decision.accept) {
-        this.rememberResult(id, result);
-        return this.settleAgentFailure(
-          task,
-          attemptId,
-          `quality gate: ${decision.reason}`,
-          decision.retry,
-        );
-      }
+    const decision = this.judge(gate, task, result);
+    if (decision && !decision.accept) {
+      return this.settleAgentFailure(
+        task,
+        attemptId,
+        `quality gate: ${decision.reason}`,
+        decision.retry,
+      );
     }
     const [out] = (
       await this.store.exchange({
@@ -953,16 +942,17 @@ export class Engine {
     error: string,
     retryable: boolean,
   ): Promise<Task> {
-    const used = task.attempt - task.crashCount;
-    const retry = retryable && used <= task.maxRetries;
-    const retryAt = retry
-      ? this.clock.now() +
-        backoffDelay(used, this.types.get(task.type)?.settings.backoff ?? undefined)
-      : null;
+    const at = retryAt(
+      task,
+      retryable,
+      this.clock.now(),
+      this.types.get(task.type)?.settings.backoff ?? undefined,
+    );
+    const retry = at !== null;
     const [out] = (
       await this.store.exchange({
         now: this.clock.now(),
-        settle: [{ kind: "fail", id: task.id, attemptId, error: errorText(error), retryAt }],
+        settle: [{ kind: "fail", id: task.id, attemptId, error, retryAt: at }],
         claim: null,
       })
     ).settled;
@@ -976,7 +966,7 @@ export class Engine {
     (retry ? this.instruments.retried : this.instruments.failed).add(1, { type: task.type });
     this.afterCascade(out.cascade);
     if (retry) {
-      if (this.started) this.dispatcher.wakeAt(retryAt!);
+      if (this.started) this.dispatcher.wakeAt(at);
     } else {
       this.forgetResults(task.id);
       this.settledLocally(task.id);
@@ -1089,8 +1079,26 @@ export class Engine {
     if (this.waiters.has(id)) void this.checkWaiters([id]);
   }
 
-  private recentResults(id: string): unknown[] {
-    return this.results.get(id) ?? [];
+  /**
+   * Run a gate on a result: record the decision's metric and, when it rejects, remember the
+   * result for the thrashing check of later attempts.
+   */
+  private judge(
+    gate: GateCheck | null,
+    task: { id: string; type: string; attempt: number },
+    result: unknown,
+  ): GateDecision | null {
+    if (!gate) return null;
+    const decision = gate({
+      taskId: task.id,
+      type: task.type,
+      attempt: task.attempt,
+      result,
+      previousResults: this.results.get(task.id) ?? [],
+    });
+    this.instruments.gateDecisions.add(1, { type: task.type, reason: decision.reason });
+    if (!decision.accept) this.rememberResult(task.id, result);
+    return decision;
   }
 
   private rememberResult(id: string, result: unknown): void {
@@ -1152,8 +1160,7 @@ export class Engine {
         });
       },
       settledLocally: (id) => engine.settledLocally(id),
-      recentResults: (id) => engine.recentResults(id),
-      rememberResult: (id, r) => engine.rememberResult(id, r),
+      judge: (gate, task, result) => engine.judge(gate, task, result),
       forgetResults: (id) => engine.forgetResults(id),
     };
   }

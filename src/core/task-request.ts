@@ -246,3 +246,11 @@ export function validateInput(
   };
   return result instanceof Promise ? result.then(finish) : finish(result);
 }
+
+/** A progress report: a number from 0 to 100. */
+export function assertProgress(pct: unknown): number {
+  if (typeof pct !== "number" || !Number.isFinite(pct) || pct < 0 || pct > 100) {
+    throw new ValidationError("must be a number from 0 to 100", "progress");
+  }
+  return pct;
+}
