@@ -27,7 +27,9 @@ export function compileCron(pattern: string, timezone: string): CronTicker {
   checkTimezone(timezone);
   let cron: Cron;
   try {
-    cron = new Cron(pattern, { timezone, paused: true });
+    // UTC as an offset: croner's time-zone path costs ~1 ms per lookup (Intl), the offset ~20 µs.
+    const zone = timezone === "UTC" || timezone === "Etc/UTC" ? { utcOffset: 0 } : { timezone };
+    cron = new Cron(pattern, { ...zone, paused: true });
     cron.nextRun(new Date(0));
   } catch (err) {
     throw new ValidationError(

@@ -54,8 +54,8 @@ export const SCHEDULED_WORKFLOW_TYPE = "loom.schedule.workflow";
 export const MAX_CATCH_UP = 100;
 /** `catchUp: "skip"` still fires a tick this late (a slow maintenance pass is not an outage). */
 export const SKIP_GRACE_MS = 60_000;
-/** Walking forward over more missed ticks than this skips straight to now. */
-const MAX_WALK = 100_000;
+/** Ticks walked one by one before a long outage is handled by search instead. */
+const WALK_LIMIT = 250;
 /** Schedules fired per pass; the rest go in the next pass. */
 const DUE_BATCH = 100;
 
@@ -115,6 +115,38 @@ function toSchedule(r: ScheduleRow): Schedule {
   };
 }
 
+/**
+ * The latest tick at or before `now`, given a tick `from` ≤ `now`. A binary search over time
+ * (croner only looks forward): `next(x - 1) <= now` holds exactly for x up to that tick.
+ */
+function latestTick(cron: CronTicker, from: number, now: number): number {
+  const reaches = (x: number) => {
+    const n = cron.next(x - 1);
+    return n !== null && n <= now;
+  };
+  let lo = from;
+  let hi = now;
+  if (reaches(hi)) lo = hi;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (reaches(mid)) lo = mid;
+    else hi = mid;
+  }
+  return cron.next(lo - 1)!;
+}
+
+/** Walk the ticks from `from` up to `now`, keeping the last `MAX_CATCH_UP`; stops at `WALK_LIMIT`. */
+function walk(cron: CronTicker, from: number | null, now: number) {
+  const due: number[] = [];
+  let t = from;
+  for (let walked = 0; t !== null && t <= now && walked < WALK_LIMIT; walked++) {
+    due.push(t);
+    if (due.length > MAX_CATCH_UP) due.shift();
+    t = cron.next(t);
+  }
+  return { due, reachedNow: t === null || t > now };
+}
+
 /** The ticks to fire for a due schedule, and the next tick after them. */
 export function plan(
   cron: CronTicker,
@@ -122,22 +154,25 @@ export function plan(
   firstDue: number,
   now: number,
 ): { fire: number[]; next: number | null } {
-  const due: number[] = [];
-  let t: number | null = firstDue;
-  let walked = 0;
-  while (t !== null && t <= now && walked < MAX_WALK) {
-    due.push(t);
-    if (due.length > MAX_CATCH_UP) due.shift();
-    t = cron.next(t);
-    walked++;
+  let { due, reachedNow } = walk(cron, firstDue, now);
+  if (!reachedNow) {
+    // A long outage: find the latest tick by search; for "all", walk the last stretch again,
+    // starting about MAX_CATCH_UP periods back (a pattern with uneven gaps may give fewer).
+    const period = Math.max(1, (due.at(-1)! - firstDue) / (WALK_LIMIT - 1));
+    const latest = latestTick(cron, firstDue, now);
+    due = [latest];
+    if (catchUp === "all") {
+      const start = Math.max(firstDue, latest - MAX_CATCH_UP * period);
+      const tail = walk(cron, cron.next(start - 1), now);
+      if (tail.reachedNow) due = tail.due;
+    }
   }
-  // A very long outage: jump over what the walk did not reach.
-  if (t !== null && t <= now) t = cron.next(now);
+  const next = cron.next(now);
   const latest = due.at(-1);
-  if (latest === undefined) return { fire: [], next: t };
-  if (catchUp === "all") return { fire: due, next: t };
-  if (catchUp === "skip" && now - latest > SKIP_GRACE_MS) return { fire: [], next: t };
-  return { fire: [latest], next: t };
+  if (latest === undefined) return { fire: [], next };
+  if (catchUp === "all") return { fire: due, next };
+  if (catchUp === "skip" && now - latest > SKIP_GRACE_MS) return { fire: [], next };
+  return { fire: [latest], next };
 }
 
 /** `engine.schedules`: list, read and remove schedules. Declare them with `engine.schedule`. */
