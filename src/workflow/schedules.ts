@@ -154,8 +154,9 @@ export function plan(
   firstDue: number,
   now: number,
 ): { fire: number[]; next: number | null } {
-  let { due, reachedNow } = walk(cron, firstDue, now);
-  if (!reachedNow) {
+  const walked = walk(cron, firstDue, now);
+  let due = walked.due;
+  if (!walked.reachedNow) {
     // A long outage: find the latest tick by search; for "all", walk the last stretch again,
     // starting about MAX_CATCH_UP periods back (a pattern with uneven gaps may give fewer).
     const period = Math.max(1, (due.at(-1)! - firstDue) / (WALK_LIMIT - 1));
