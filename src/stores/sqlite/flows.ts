@@ -72,9 +72,18 @@ export class SqliteFlows implements FlowStore {
     const limit = filter.limit ?? 100;
     const where: string[] = [];
     const params: unknown[] = [];
-    if (filter.tenant !== undefined) (where.push("f.tenant = ?"), params.push(filter.tenant));
-    if (filter.project !== undefined) (where.push("f.project = ?"), params.push(filter.project));
-    if (filter.cursor !== undefined) (where.push("f.id < ?"), params.push(filter.cursor));
+    if (filter.tenant !== undefined) {
+      where.push("f.tenant = ?");
+      params.push(filter.tenant);
+    }
+    if (filter.project !== undefined) {
+      where.push("f.project = ?");
+      params.push(filter.project);
+    }
+    if (filter.cursor !== undefined) {
+      where.push("f.id < ?");
+      params.push(filter.cursor);
+    }
     const cond = where.length ? `WHERE ${where.join(" AND ")}` : "";
     let sql: string;
     if (filter.status === undefined) {
@@ -148,8 +157,14 @@ export class SqliteSchedules implements ScheduleStore {
   async listSchedules(filter: { tenant?: string; project?: string }): Promise<ScheduleRow[]> {
     const where: string[] = [];
     const params: unknown[] = [];
-    if (filter.tenant !== undefined) (where.push("tenant = ?"), params.push(filter.tenant));
-    if (filter.project !== undefined) (where.push("project = ?"), params.push(filter.project));
+    if (filter.tenant !== undefined) {
+      where.push("tenant = ?");
+      params.push(filter.tenant);
+    }
+    if (filter.project !== undefined) {
+      where.push("project = ?");
+      params.push(filter.project);
+    }
     const rows = this.host.db
       .prepare(
         `SELECT * FROM loom_schedules ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY name`,
