@@ -34,7 +34,7 @@ function spawnWorker(args: string[]): Promise<Worker> {
   children.push(child);
   const worker: Worker = { child, fired: [] };
   return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
+    createInterface({ input: child.stdout }).on("line", (line) => {
       if (line === "ready") resolve(worker);
       const m = /^fired (\S+) (\S+)$/.exec(line);
       if (m) worker.fired.push({ tick: m[1]!, taskId: m[2]! });
