@@ -295,7 +295,7 @@ export class Schedules {
   private async pass(): Promise<number> {
     let fired = 0;
     try {
-      const store = this.engine.store;
+      const store = await this.engine.storeReady();
       const now = this.engine.clock.now();
       for (const row of await store.schedules.dueSchedules(now, DUE_BATCH)) {
         try {
