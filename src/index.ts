@@ -33,3 +33,17 @@ export {
   jaccard,
 } from "./core/gate.js";
 export type { Store, StoreCapabilities } from "./store/store.js";
+export { pipeline, fanOut, Flows } from "./workflow/flows.js";
+export type {
+  Flow,
+  FlowDefinition,
+  FlowListFilter,
+  FlowScope,
+  FlowStatus,
+  FlowStep,
+  FlowTask,
+  FlowTaskDefinition,
+} from "./workflow/flows.js";
+export { Schedules, SCHEDULED_WORKFLOW_TYPE, MAX_CATCH_UP } from "./workflow/schedules.js";
+export type { CatchUp, Schedule, ScheduleOptions } from "./workflow/schedules.js";
+export { FlowNotFoundError, ScheduleNotFoundError } from "./workflow/errors.js";

@@ -49,7 +49,16 @@ import {
   type TaskStatus,
   type BackoffOptions,
 } from "./types.js";
-import type { ClaimedTask, NewTask, Store, TaskChange, TaskRef } from "../store/store.js";
+import type {
+  ClaimedTask,
+  InsertOutcome,
+  NewTask,
+  Store,
+  TaskChange,
+  TaskRef,
+} from "../store/store.js";
+import { Flows, type Flow, type FlowDefinition } from "../workflow/flows.js";
+import { Schedules, type Schedule, type ScheduleOptions } from "../workflow/schedules.js";
 import type { EventListener } from "./events.js";
 import type { EventFilter } from "./types.js";
 
@@ -147,6 +156,10 @@ export class Engine {
   readonly logger: Logger;
   readonly concurrency: number;
   readonly prefetch: number;
+  /** Flows (task DAGs): `get`, `list`, `cancel`, `ofTask`. See `engine.flow`. */
+  readonly flows: Flows;
+  /** Cron schedules: `list`, `get`, `remove`. See `engine.schedule`. */
+  readonly schedules: Schedules;
 
   private readonly bus: EventBus;
   private readonly instruments: Instruments;
@@ -233,6 +246,18 @@ export class Engine {
     });
     // Reported on the first call that needs the store, not as an unhandled rejection.
     this.ready.catch(() => {});
+    this.flows = new Flows(this);
+    this.schedules = new Schedules(this);
+  }
+
+  /** Submit a DAG of tasks (keys, `dependsOn` by key) in one transaction. See `pipeline`, `fanOut`. */
+  flow(def: FlowDefinition): Promise<Flow> {
+    return this.flows.create(def);
+  }
+
+  /** Declare or update a cron schedule (the last writer wins); fired once per tick across processes. */
+  schedule(name: string, opts: ScheduleOptions): Promise<Schedule> {
+    return this.schedules.declare(name, opts);
   }
 
   private settingsFrom(o: RegisterOptions, base: TypeSettings): TypeSettings {
@@ -470,25 +495,47 @@ export class Engine {
     this.assertOpen();
     if (!Array.isArray(reqs))
       throw new ValidationError("must be an array of task requests", "tasks");
-    const now = this.clock.now();
-    const ambient = this.ambient();
-    const prepared = reqs.map((r, i) => {
-      if (r?.type?.startsWith?.(RESERVED_PREFIX)) {
-        throw new ValidationError(
-          `task types starting with "${RESERVED_PREFIX}" are reserved`,
-          `tasks[${i}].type`,
-        );
-      }
-      return this.prepare(r, now, `tasks[${i}].`, ambient);
-    });
-    const rows: NewTask[] = prepared.some((p) => p instanceof Promise)
-      ? await Promise.all(prepared.map((p) => Promise.resolve(p)))
-      : (prepared as NewTask[]);
+    const rows = await this.prepareTasks(reqs);
     if (rows.length === 0) return [];
     await this.whenReady();
     const outcomes = await this.store.insertTasks(rows, opts.tx);
     this.afterInsert(rows, outcomes, opts.tx === undefined);
     return outcomes.map((o) => o.id);
+  }
+
+  /**
+   * @internal Validate requests into rows as `submitMany` does (field names `tasks[i].…`), for
+   * features that insert tasks with their own rows in one store transaction (flows, schedules).
+   */
+  async prepareTasks(reqs: TaskRequest[], opts: { reserved?: boolean } = {}): Promise<NewTask[]> {
+    const now = this.clock.now();
+    const ambient = this.ambient();
+    const prepared = reqs.map((r, i) => {
+      if (!opts.reserved) this.assertNotReserved(r, `tasks[${i}].type`);
+      return this.prepare(r, now, `tasks[${i}].`, ambient);
+    });
+    return prepared.some((p) => p instanceof Promise)
+      ? Promise.all(prepared.map((p) => Promise.resolve(p)))
+      : (prepared as NewTask[]);
+  }
+
+  /** @internal Events, metrics and wake-ups for rows another store operation inserted. */
+  tasksInserted(rows: NewTask[], outcomes: InsertOutcome[]): void {
+    this.afterInsert(rows, outcomes);
+  }
+
+  /** @internal Cancel these tasks (and, transitively, their dependents). Returns how many. */
+  async cancelTasks(ids: string[], reason: string): Promise<number> {
+    await this.whenReady();
+    const changes = await this.store.cancel({ ids }, reason, this.clock.now());
+    this.afterCancel(changes);
+    return changes.length;
+  }
+
+  /** @internal Resolves once the store is migrated (for the engine's own features). */
+  async storeReady(): Promise<Store> {
+    await this.whenReady();
+    return this.store;
   }
 
   private afterInsert(
@@ -711,6 +758,7 @@ export class Engine {
     this.dispatcher.stopClaiming();
     this.maintenanceTimer?.cancel();
     this.sweepTimer?.cancel();
+    this.schedules.stop();
     await this.ready.catch(() => {});
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<"timeout">((r) => {
@@ -795,6 +843,7 @@ export class Engine {
     } catch (err) {
       this.logger.error({ err }, "maintenance failed; will try again");
     }
+    await this.schedules.fireDue();
   }
 
   private scheduleSweep(delay: number): void {

@@ -37,6 +37,8 @@ const BY_CODE: Record<string, { status: number; title: string }> = {
   VALIDATION: { status: 400, title: "Invalid request" },
   TASK_NOT_FOUND: { status: 404, title: "Task not found" },
   WORKFLOW_NOT_FOUND: { status: 404, title: "Workflow not found" },
+  FLOW_NOT_FOUND: { status: 404, title: "Flow not found" },
+  SCHEDULE_NOT_FOUND: { status: 404, title: "Schedule not found" },
   STALE_ATTEMPT: { status: 409, title: "Stale attempt" },
   INVALID_TRANSITION: { status: 409, title: "Invalid transition" },
   ALREADY_CLAIMED: { status: 409, title: "Already claimed" },

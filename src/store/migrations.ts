@@ -8,8 +8,9 @@ export interface Migration {
 }
 
 /**
- * Reads `NNN_name.sql` files from a folder, in order. Numbers must run 1, 2, 3… without gaps or
- * repeats, so a migration that was renamed or lost is caught before anything is applied.
+ * Reads `NNN_name.sql` files from a folder, in order. Numbers must strictly increase (no
+ * repeats), so two files claiming one number are caught before anything is applied. Gaps are
+ * allowed: numbers are reserved per feature (003 lanes, 004 workflows, 005 flows and schedules…).
  */
 export function loadMigrations(dir: URL): Migration[] {
   const files = readdirSync(dir)
@@ -25,9 +26,10 @@ export function loadMigrations(dir: URL): Migration[] {
     };
   });
   migrations.forEach((m, i) => {
-    if (m.version !== i + 1) {
+    const previous = i === 0 ? 0 : migrations[i - 1]!.version;
+    if (m.version <= previous) {
       throw new ValidationError(
-        `migrations must be numbered 1..n without gaps; found ${m.version} at position ${i + 1}`,
+        `migration numbers must strictly increase; found ${m.version} after ${previous}`,
       );
     }
   });

@@ -1,4 +1,5 @@
 import type { Logger } from "../core/logger.js";
+import type { FlowStore, ScheduleStore } from "./flows.js";
 import type {
   BackoffOptions,
   CrashPolicy,
@@ -24,6 +25,10 @@ export interface Store {
   readonly capabilities: StoreCapabilities;
   /** Cross-process event relay, when the store offers one. */
   readonly relay?: EventRelay;
+  /** Flows (task DAGs): see `store/flows.ts`. */
+  readonly flows: FlowStore;
+  /** Cron schedules: see `store/flows.ts`. */
+  readonly schedules: ScheduleStore;
   /** The engine hands the store its logger (a store given its own logger keeps that one). */
   useLogger?(logger: Logger): void;
 

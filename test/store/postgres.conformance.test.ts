@@ -34,6 +34,7 @@ if (!available) {
   runStoreConformance("postgres", {
     async create() {
       await pgQuery(`TRUNCATE "${schema}".tasks, "${schema}".task_deps, "${schema}".task_types`);
+      await pgQuery(`TRUNCATE "${schema}".flows, "${schema}".flow_tasks, "${schema}".schedules`);
       return open();
     },
     async peer() {

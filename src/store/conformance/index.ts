@@ -3,6 +3,7 @@ import { agentSuite } from "./agents.js";
 import { cancelSuite } from "./cancel.js";
 import { crashSuite } from "./crash.js";
 import { dispatchSuite } from "./dispatch.js";
+import { flowSuite } from "./flows.js";
 import { createContext, type StoreHarness } from "./fixtures.js";
 import { insertSuite } from "./insert.js";
 import { maintenanceSuite } from "./maintenance.js";
@@ -37,5 +38,6 @@ export function runStoreConformance(name: string, harness: StoreHarness): void {
     readSuite(ctx);
     maintenanceSuite(ctx);
     peerSuite(ctx);
+    flowSuite(ctx);
   });
 }

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import { PostgresFlows, PostgresSchedules } from "./flows.js";
 import pg from "pg";
 import { LoomError, StoreError, ValidationError } from "../../core/errors.js";
 import { silentLogger, type Logger } from "../../core/logger.js";
@@ -165,6 +166,8 @@ export class PostgresStore implements Store {
     multiProcess: true,
     concurrentExchanges: 2,
   };
+  readonly flows: PostgresFlows = new PostgresFlows(this);
+  readonly schedules: PostgresSchedules = new PostgresSchedules(this);
   /** The pool queries run on. */
   readonly pool: pg.Pool;
   readonly schema: string;
@@ -436,7 +439,7 @@ export class PostgresStore implements Store {
         );
         this.logger.info({ schema: this.schema, version: m.version, name: m.name }, "migrated");
       }
-      const newer = [...done].filter((v) => v > migrations.length);
+      const newer = [...done].filter((v) => v > (migrations.at(-1)?.version ?? 0));
       if (newer.length) {
         this.logger.warn(
           { schema: this.schema, versions: newer },

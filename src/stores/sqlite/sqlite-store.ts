@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { SqliteFlows, SqliteSchedules } from "./flows.js";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
@@ -179,6 +180,8 @@ function claimNonce(): string {
 export class SqliteStore implements Store {
   readonly dialect = "sqlite";
   readonly capabilities = { transactionalEnqueue: true, multiProcess: true };
+  readonly flows: SqliteFlows = new SqliteFlows(this);
+  readonly schedules: SqliteSchedules = new SqliteSchedules(this);
   /** The connection; pass it as `submit(req, { tx: store.db })` inside your own `db.transaction`. */
   readonly db: Database.Database;
 
