@@ -43,7 +43,8 @@ export function dashboardDir(): string | null {
   ];
   for (const url of candidates) {
     const dir = fileURLToPath(url);
-    if (existsSync(join(dir, "index.html"))) return dir;
+    // src/dashboard holds the sources (an index.html too): only a build has an assets folder.
+    if (existsSync(join(dir, "index.html")) && existsSync(join(dir, "assets"))) return dir;
   }
   return null;
 }
