@@ -49,7 +49,7 @@ export function Dag({
       nodes: nodes.map((n) => ({ ...n, x: g.node(n.id).x, y: g.node(n.id).y })),
       edges: g.edges().map((e) => ({
         key: `${e.v}->${e.w}`,
-        points: (g.edge(e).points ?? []),
+        points: g.edge(e).points ?? [],
       })),
     };
   }, [nodes, edges]);

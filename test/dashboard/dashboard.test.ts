@@ -86,7 +86,7 @@ describe("dashboard in a real Chromium", () => {
     release();
     await page.locator(`tr[data-task-id="${id}"][data-status="completed"]`).waitFor();
     expect(await page.evaluate(() => (window as unknown as Json)["__sameDocument"])).toBe(true);
-    await screenshot(page, "tasks");
+    await screenshot(page, "live-tasks");
 
     await row.getByRole("link", { name: "slow" }).click();
     await page.getByRole("heading", { name: /slow/ }).waitFor();
@@ -94,7 +94,7 @@ describe("dashboard in a real Chromium", () => {
     await expect.poll(() => page.getByLabel("Task result").textContent()).toContain('"ok": true');
     await page.getByLabel("Task timeline").getByText("completed").waitFor();
     expect(await page.getByTestId("attempts").textContent()).toMatch(/^1 of/);
-    await screenshot(page, "task-detail");
+    await screenshot(page, "live-task-detail");
     expect(problems).toEqual([]);
     await close();
   });
@@ -151,7 +151,7 @@ describe("dashboard in a real Chromium", () => {
     const text = (await failures.textContent()) ?? "";
     expect(text).toContain("upstream said no");
     expect(text).not.toContain("hunter2");
-    await screenshot(page, "overview");
+    await screenshot(page, "live-overview");
 
     // Routes another part of Loom adds: either their view or a clear "not available" state.
     for (const [hash, heading, name] of [
@@ -164,7 +164,7 @@ describe("dashboard in a real Chromium", () => {
       await page.getByRole("heading", { name: heading, exact: true }).waitFor();
       await page.locator("main :is(table, .empty, .error)").first().waitFor();
       expect(await page.locator("main .error").count()).toBe(0);
-      await screenshot(page, name);
+      await screenshot(page, `live-${name}`);
     }
     expect(problems).toEqual([]);
     await close();
@@ -180,7 +180,7 @@ describe("dashboard in a real Chromium", () => {
     await page.reload();
     await page.getByRole("heading", { name: "Overview" }).waitFor();
     expect(await page.evaluate(() => document.documentElement.dataset["theme"])).toBe("dark");
-    await screenshot(page, "overview-dark");
+    await screenshot(page, "live-overview-dark");
     await close();
   });
 
@@ -213,7 +213,7 @@ describe("dashboard in a real Chromium", () => {
     expect(await graph.locator(".edge").count()).toBe(4);
     await graph.locator('[data-node="extract"].s-completed').waitFor();
     await graph.locator('[data-node="right"].s-running').waitFor();
-    await screenshot(page, "flow-graph");
+    await screenshot(page, "live-flow-graph");
     await graph.locator('[data-node="extract"]').click();
     await page.getByLabel("Task input").waitFor();
     expect(problems).toEqual([]);

@@ -1,30 +1,31 @@
 import { useState } from "preact/hooks";
 import { api, enc } from "../api.js";
+import { href } from "../router.js";
 import type { LaneStats } from "../types.js";
 import { Action, ago, fmtMs, LoadError, useLive, useLoad } from "../ui.js";
 
-/** Running / queued / concurrency per lane (also used by the overview). */
+/** Running / queued / concurrency per lane (the overview's summary). */
 export function LaneTable({ lanes }: { lanes: LaneStats[] }) {
   return (
     <table class="list" aria-label="Lanes">
       <thead>
         <tr>
           <th scope="col">Lane</th>
-          <th scope="col">Running</th>
+          <th scope="col">Running / slots</th>
           <th scope="col">Queued</th>
-          <th scope="col">Concurrency</th>
-          <th scope="col">Throughput (1 min)</th>
           <th scope="col">ETA</th>
         </tr>
       </thead>
       <tbody>
         {lanes.map((l) => (
           <tr key={l.name}>
-            <td>{l.name}</td>
-            <td>{l.running}</td>
+            <td>
+              <a href={href("lanes")}>{l.name}</a>
+            </td>
+            <td>
+              {l.running} / {l.concurrency}
+            </td>
             <td>{l.queued}</td>
-            <td>{l.concurrency}</td>
-            <td>{l.throughput1m}</td>
             <td>{fmtMs(l.etaMs)}</td>
           </tr>
         ))}
