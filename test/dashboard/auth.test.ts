@@ -40,10 +40,10 @@ describe("dashboard against a server that requires a token", () => {
     const id = ((await res.json()) as { id: string }).id;
     await page.locator(`tr[data-task-id="${id}"][data-status="completed"]`).waitFor();
 
-    expect(await page.evaluate(() => sessionStorage.getItem("loom.token"))).toBe(TOKEN);
-    expect(await page.evaluate(() => JSON.stringify(localStorage))).not.toContain(TOKEN);
+    expect(await page.evaluate<string | null>(`sessionStorage.getItem("loom.token")`)).toBe(TOKEN);
+    expect(await page.evaluate<string>("JSON.stringify(localStorage)")).not.toContain(TOKEN);
     // A refused token brings the prompt back instead of failing silently.
-    await page.evaluate(() => sessionStorage.setItem("loom.token", "wrong-token-123"));
+    await page.evaluate(`sessionStorage.setItem("loom.token", "wrong-token-123")`);
     await page.reload();
     await page.getByText("The saved token was refused.").waitFor();
     expect(problems).toEqual([]);

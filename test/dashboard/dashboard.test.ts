@@ -75,7 +75,7 @@ describe("dashboard in a real Chromium", () => {
     await page.goto(`${h.url}/#/tasks`);
     await page.getByRole("heading", { name: "Tasks" }).waitFor();
     await page.locator(".stream.live").waitFor();
-    await page.evaluate(() => ((window as unknown as Json)["__sameDocument"] = true));
+    await page.evaluate("window.__sameDocument = true");
 
     const task = await submit({ type: "slow", input: { n: 42 }, project: "demo" });
     const id = task["id"] as string;
@@ -85,7 +85,7 @@ describe("dashboard in a real Chromium", () => {
     await page.locator(`tr[data-task-id="${id}"][data-status="running"]`).waitFor();
     release();
     await page.locator(`tr[data-task-id="${id}"][data-status="completed"]`).waitFor();
-    expect(await page.evaluate(() => (window as unknown as Json)["__sameDocument"])).toBe(true);
+    expect(await page.evaluate<unknown>("window.__sameDocument")).toBe(true);
     await screenshot(page, "live-tasks");
 
     await row.getByRole("link", { name: "slow" }).click();
@@ -133,7 +133,7 @@ describe("dashboard in a real Chromium", () => {
     expect(await input.textContent()).toContain(`<img src=x onerror=\\"window.__xss=1\\">`);
     await page.getByText(`<b onmouseover="window.__xss=4">hi</b>`, { exact: false }).waitFor();
     expect(await page.locator("main img, main script, main svg[onload]").count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as Json)["__xss"])).toBeUndefined();
+    expect(await page.evaluate<unknown>("window.__xss")).toBeUndefined();
     expect(problems).toEqual([]);
     await close();
   });
@@ -174,12 +174,16 @@ describe("dashboard in a real Chromium", () => {
     const { page, close } = await openPage(browser);
     await page.goto(`${h.url}/`);
     await page.getByLabel("Theme").selectOption("dark");
-    expect(await page.evaluate(() => document.documentElement.dataset["theme"])).toBe("dark");
-    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    expect(await page.evaluate<string | undefined>("document.documentElement.dataset.theme")).toBe(
+      "dark",
+    );
+    const bg = await page.evaluate<string>("getComputedStyle(document.body).backgroundColor");
     expect(bg).toBe("rgb(18, 20, 24)");
     await page.reload();
     await page.getByRole("heading", { name: "Overview" }).waitFor();
-    expect(await page.evaluate(() => document.documentElement.dataset["theme"])).toBe("dark");
+    expect(await page.evaluate<string | undefined>("document.documentElement.dataset.theme")).toBe(
+      "dark",
+    );
     await screenshot(page, "live-overview-dark");
     await close();
   });
