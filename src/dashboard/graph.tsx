@@ -1,7 +1,11 @@
 // A DAG laid out by dagre and drawn as SVG. Nodes are links (keyboard-focusable) coloured by status.
 
-import { Graph, layout } from "@dagrejs/dagre";
-import { useMemo } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
+
+type Dagre = typeof import("@dagrejs/dagre");
+// dagre is most of the bundle and only the flow view needs it: load it on first use.
+let dagreModule: Promise<Dagre> | null = null;
+const loadDagre = (): Promise<Dagre> => (dagreModule ??= import("@dagrejs/dagre"));
 
 export interface GraphNode {
   id: string;
@@ -23,7 +27,13 @@ export function Dag({
   edges: [string, string][];
   label: string;
 }) {
+  const [dagre, setDagre] = useState<Dagre | null>(null);
+  useEffect(() => {
+    void loadDagre().then(setDagre);
+  }, []);
   const laid = useMemo(() => {
+    if (!dagre) return null;
+    const { Graph, layout } = dagre;
     const g = new Graph<
       {
         rankdir: string;
@@ -52,7 +62,8 @@ export function Dag({
         points: g.edge(e).points ?? [],
       })),
     };
-  }, [nodes, edges]);
+  }, [dagre, nodes, edges]);
+  if (!laid) return <p aria-busy="true">Laying out the graph…</p>;
   return (
     <svg
       class="dag"
