@@ -110,6 +110,17 @@ describe("dashboard in a real Chromium", () => {
     await page.locator("h1 .badge.s-cancelled").waitFor();
     expect((await getTask(id))["status"]).toBe("cancelled");
     expect(await page.getByRole("button", { name: "Cancel task" }).isDisabled()).toBe(true);
+
+    // Retry submits a copy and opens it; the cancelled original stays as it was.
+    await page.getByRole("button", { name: "Retry (submit a copy)" }).click();
+    await page.waitForURL((u) => u.hash.startsWith("#/tasks/") && !u.hash.endsWith(id));
+    const copyId = decodeURIComponent(new URL(page.url()).hash.slice("#/tasks/".length));
+    const copy = await getTask(copyId);
+    expect(copy).toMatchObject({ type: "block", input: { wait: true } });
+    expect((copy["metadata"] as Json)["retryOf"]).toBe(id);
+    await page.locator("h1 .badge.s-running").waitFor();
+    expect((await h.call(`/api/v1/tasks/${copyId}/cancel`, { body: {} })).status).toBe(200);
+    await page.locator("h1 .badge.s-cancelled").waitFor();
     expect(problems).toEqual([]);
     await close();
   });
