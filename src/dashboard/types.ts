@@ -113,7 +113,8 @@ export interface FlowTask {
   key: string;
   taskId: string;
   type: string;
-  status: string;
+  /** null when the task row is gone (purged). */
+  status: string | null;
   dependsOn: string[];
 }
 
@@ -135,7 +136,7 @@ export interface Schedule {
   type: string | null;
   workflow: string | null;
   input: unknown;
-  catchUp: boolean;
+  catchUp: unknown;
   nextRunAt: string | null;
   lastRunAt: string | null;
   lastTaskId: string | null;

@@ -64,7 +64,7 @@ function FlowDetail({ id }: { id: string }) {
       id: t.key,
       label: t.key,
       sub: t.type,
-      status: t.status,
+      status: t.status ?? "unknown",
       href: href("tasks", t.taskId),
     }));
     const edges: [string, string][] = (f?.tasks ?? []).flatMap((t) =>
