@@ -57,6 +57,14 @@ describe("dashboard views on the agreed shapes (lanes, workflows, flows, schedul
     await page.getByRole("link", { name: "invoice.approve" }).first().click();
     await page.getByLabel("Workflow history").getByText("ACTIVITY_COMPLETED").waitFor();
     await page.getByText("signal “manager-approval”").waitFor();
+    const calls = page.getByRole("group", { name: "Calls of workflow invoice.approve" });
+    await calls.waitFor();
+    expect(await calls.locator(".node").count()).toBe(4); // start, 2 calls, the signal wait
+    expect(await calls.locator(".edge").count()).toBe(3);
+    expect(await calls.locator('[data-node="#2"]').getAttribute("class")).toContain("s-completed");
+    expect(await calls.locator('[data-node="waiting"]').getAttribute("class")).toContain(
+      "s-waiting",
+    );
     await page.getByLabel("Signal name").fill("manager-approval");
     await page.getByLabel("Data (JSON, optional)").fill('{"ok":true}');
     await page.getByRole("button", { name: "Send signal" }).click();

@@ -1,5 +1,6 @@
-import { useState } from "preact/hooks";
+import { useMemo, useState } from "preact/hooks";
 import { api, enc } from "../api.js";
+import { Dag, type GraphNode } from "../graph.js";
 import { href } from "../router.js";
 import type { HistoryEvent, Page, WorkflowRun } from "../types.js";
 import { Action, ago, fmtTime, Json, LoadError, Section, Status, useLive, useLoad } from "../ui.js";
@@ -51,6 +52,67 @@ function WorkflowList() {
   );
 }
 
+const CALL_FAMILY: Record<string, string> = {
+  STEP: "step",
+  ACTIVITY: "activity",
+  TIMER: "sleep",
+  SIGNAL: "signal",
+  CHILD: "child",
+};
+const DONE_KINDS = new Set([
+  "STEP_COMPLETED",
+  "ACTIVITY_COMPLETED",
+  "TIMER_FIRED",
+  "SIGNAL_RECEIVED",
+  "CHILD_COMPLETED",
+]);
+
+/** The run's calls in sequence order (one node per sequence number), from start to its end. */
+export function workflowGraph(
+  run: WorkflowRun,
+  history: HistoryEvent[],
+): { nodes: GraphNode[]; edges: [string, string][] } {
+  const calls = new Map<number, HistoryEvent[]>();
+  for (const h of history) {
+    const family = CALL_FAMILY[h.kind.split("_")[0] ?? ""];
+    if (!family || h.seq < 1) continue;
+    calls.set(h.seq, [...(calls.get(h.seq) ?? []), h]);
+  }
+  const nodes: GraphNode[] = [
+    { id: "start", label: "start", sub: "workflow", status: "completed" },
+  ];
+  for (const [seq, events] of [...calls.entries()].sort((a, b) => a[0] - b[0])) {
+    const first = events[0]!;
+    const isSignalWait = events.some(
+      (e) =>
+        e.kind === "SIGNAL_RECEIVED" || (e.data as { signal?: boolean } | null)?.signal === true,
+    );
+    const family = isSignalWait ? "signal" : CALL_FAMILY[first.kind.split("_")[0]!]!;
+    const status = events.some((e) => e.kind.endsWith("_FAILED"))
+      ? "failed"
+      : events.some((e) => DONE_KINDS.has(e.kind))
+        ? "completed"
+        : "running";
+    nodes.push({
+      id: `#${seq}`,
+      label: `${seq}. ${first.name ?? family}`,
+      sub: family,
+      status,
+      ...(family === "child" ? { href: href("workflows", `${run.id}:${seq}`) } : {}),
+    });
+  }
+  const last = nodes.at(-1)!;
+  const waiting = run.waitingFor;
+  if (waiting && !(last.status === "running" && last.label.endsWith(` ${waiting.name}`))) {
+    nodes.push({ id: "waiting", label: waiting.name, sub: waiting.kind, status: "waiting" });
+  }
+  if (["completed", "failed", "cancelled"].includes(run.status)) {
+    nodes.push({ id: "end", label: "end", sub: "workflow", status: run.status });
+  }
+  const edges = nodes.slice(1).map((n, i): [string, string] => [nodes[i]!.id, n.id]);
+  return { nodes, edges };
+}
+
 function SignalForm({ id, onSent }: { id: string; onSent: () => void }) {
   const [name, setName] = useState("");
   const [data, setData] = useState("");
@@ -74,6 +136,11 @@ function SignalForm({ id, onSent }: { id: string; onSent: () => void }) {
       />
     </form>
   );
+}
+
+function WorkflowGraph({ run, history }: { run: WorkflowRun; history: HistoryEvent[] }) {
+  const graph = useMemo(() => workflowGraph(run, history), [run, history]);
+  return <Dag nodes={graph.nodes} edges={graph.edges} label={`Calls of workflow ${run.name}`} />;
 }
 
 function WorkflowDetail({ id }: { id: string }) {
@@ -148,6 +215,14 @@ function WorkflowDetail({ id }: { id: string }) {
         <Section title="Signal">
           <SignalForm id={id} onSent={reload} />
         </Section>
+      )}
+      {history.data && (
+        <section class="card wide" aria-label="Progress">
+          <h2>Progress</h2>
+          <div class="dag-wrap">
+            <WorkflowGraph run={w} history={history.data.items} />
+          </div>
+        </section>
       )}
       <Section title="History">
         {history.error ? (
