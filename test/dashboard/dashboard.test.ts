@@ -6,6 +6,12 @@ import { ensureDashboardBuilt, launchBrowser, openPage, screenshot } from "./sup
 
 type Json = Record<string, unknown>;
 
+/** A handler that runs until its task is cancelled. */
+const blockUntilAborted = (_task: unknown, ctx: { signal: AbortSignal }) =>
+  new Promise<never>((_, reject) => {
+    ctx.signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true });
+  });
+
 describe("dashboard in a real Chromium", () => {
   let h: Harness;
   let browser: Browser;
@@ -27,13 +33,8 @@ describe("dashboard in a real Chromium", () => {
       await gate;
       return { ok: true };
     });
-    h.engine.register(
-      "block",
-      (_task, ctx) =>
-        new Promise((_, reject) => {
-          ctx.signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true });
-        }),
-    );
+    h.engine.register("block", blockUntilAborted);
+    h.engine.register("laned", blockUntilAborted, { lane: "gpu" });
     h.engine.register(
       "boom",
       async () => {
@@ -231,6 +232,41 @@ describe("dashboard in a real Chromium", () => {
     await screenshot(page, "live-flow-graph");
     await graph.locator('[data-node="extract"]').click();
     await page.getByLabel("Task input").waitFor();
+    expect(problems).toEqual([]);
+    await close();
+  });
+
+  it("shows a lane's callers and changes its concurrency from the page", async (ctx) => {
+    const declared = await h.call("/api/v1/lanes/gpu", { method: "PUT", body: { concurrency: 1 } });
+    if (
+      declared.status === 404 &&
+      ((await declared.json()) as Json)["detail"] === "no such route"
+    ) {
+      ctx.skip(); // the lanes routes come from another branch; this runs once they are merged
+      return;
+    }
+    expect(declared.status).toBe(200);
+    const ids: string[] = [];
+    for (const caller of ["alice", "alice", "bob"]) {
+      ids.push((await submit({ type: "laned", caller }))["id"] as string);
+    }
+    const lane = async () => (await (await h.call("/api/v1/lanes/gpu")).json()) as Json;
+    await until(async () => {
+      const l = await lane();
+      return l["running"] === 1 && l["queued"] === 2;
+    });
+
+    const { page, problems, close } = await openPage(browser);
+    await page.goto(`${h.url}/#/lanes`);
+    const region = page.getByRole("region", { name: "Lane gpu" });
+    await region.getByText("1 running / 1 slots, 2 queued").waitFor();
+    await region.getByRole("table", { name: "Callers of lane gpu" }).getByText("bob").waitFor();
+    await region.getByRole("spinbutton", { name: "Concurrency" }).fill("2");
+    await region.getByRole("button", { name: "Set" }).click();
+    await until(async () => (await lane())["concurrency"] === 2);
+    await region.getByText(/\/ 2 slots/).waitFor();
+    await screenshot(page, "live-lanes-gpu");
+    for (const id of ids) await h.call(`/api/v1/tasks/${id}/cancel`, { body: {} });
     expect(problems).toEqual([]);
     await close();
   });
