@@ -5,6 +5,7 @@ import type { Engine } from "../core/engine.js";
 import { ValidationError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { authenticate, tokenTable, type AuthEnv, type AuthOptions } from "./auth.js";
+import { dashboardRoutes } from "./dashboard.js";
 import { renderDocs } from "./docs.js";
 import { httpProblem, problemResponse } from "./errors.js";
 import { EventHub } from "./event-hub.js";
@@ -163,6 +164,7 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
     (cachedDoc ??= app.getOpenAPI31Document(docConfig) as unknown as Record<string, unknown>);
   app.get("/openapi.json", (c) => c.json(document()));
   app.get("/docs", (c) => c.html(renderDocs(document())));
+  dashboardRoutes(app);
 
   return { app, hub };
 }
