@@ -103,6 +103,12 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
 
   if (opts.cors) app.use("*", opts.cors === true ? cors() : cors(opts.cors));
 
+  // API answers are data, never documents: no browser may sniff one into HTML.
+  app.use("/api/*", async (c, next) => {
+    await next();
+    c.res.headers.set("x-content-type-options", "nosniff");
+  });
+
   // First, so that it also bounds reading a body that trickles in (a stalled client).
   if (timeoutMs > 0) {
     app.use("/api/*", async (c, next) => {

@@ -1,7 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { TASK_STATUSES } from "../core/types.js";
+import { text } from "./schemas.js";
 
-const name = z.string().min(1).max(200);
+const name = text().min(1).max(200);
 const status = z.enum(TASK_STATUSES);
 const terminal = z.enum(["completed", "failed", "failed_crash", "cancelled"]);
 
@@ -37,9 +38,9 @@ export const CancelAllSchema = z
       lane: name.optional(),
       caller: name.optional(),
       workflowId: name.optional(),
-      labels: z.record(name, z.string().max(1000)).optional(),
+      labels: z.record(name, text().max(1000)).optional(),
     }),
-    reason: z.string().max(1000).optional(),
+    reason: text().max(1000).optional(),
   })
   .openapi("CancelAllRequest");
 
