@@ -403,8 +403,9 @@ function fuzzSuite(name: string, make: () => Promise<Server>, runs: number): voi
             body: { attemptId: v, error: v },
           });
           await expectSafe(failed, `fail ${JSON.stringify(v)}`, [v]);
+          // As the other tenant: the list fuzzing (as ACME) must not page through these.
           const sent = await s.call("/api/v1/tasks", {
-            token: ACME,
+            token: GLOBEX,
             body: { type: v, caller: v, labels: { [v]: v }, idempotencyKey: v, input: v },
           });
           await expectSafe(sent, `submit ${JSON.stringify(v)}`, [v]);
@@ -413,7 +414,7 @@ function fuzzSuite(name: string, make: () => Promise<Server>, runs: number): voi
       );
     });
 
-    it("walks every page with any limit, and rejects forged cursors with 400", async () => {
+    it("walks every page with any limit; forged cursors never 500", async () => {
       await fc.assert(
         fc.asyncProperty(fc.integer({ min: 1, max: 13 }), async (limit) => {
           const seen: string[] = [];

@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Engine } from "../../core/engine.js";
+import type { EngineStats } from "../../core/stats.js";
 import type { TaskFilter } from "../../core/types.js";
 import { visibleTask } from "../access.js";
 import { requireScope, type AuthEnv, type Principal } from "../auth.js";
@@ -14,6 +15,9 @@ import {
   StatsSchema,
   WaitQuerySchema,
 } from "../schemas-engine.js";
+
+/** How long one stats answer is shared by every caller of the same scope. */
+export const STATS_TTL_MS = 2_000;
 
 const json = <T>(schema: T) => ({ "application/json": { schema } });
 const problem = problemResponses[400].content["application/problem+json"].schema;
@@ -42,6 +46,21 @@ export function engineRoutes(app: OpenAPIHono<AuthEnv>, engine: Engine): void {
   const read = requireScope("read");
   const write = requireScope("write");
 
+  // engine.stats() scans the task table (no index taxes the hot path for it): answers are shared
+  // for STATS_TTL_MS per scope, so any number of dashboards cost at most one scan that often.
+  const statsCache = new Map<string, { at: number; stats: Promise<EngineStats> }>();
+  const cachedStats = (scope: { tenant?: string; project?: string }): Promise<EngineStats> => {
+    const key = JSON.stringify([scope.tenant, scope.project]);
+    const now = Date.now();
+    const hit = statsCache.get(key);
+    if (hit && now - hit.at < STATS_TTL_MS) return hit.stats;
+    if (statsCache.size > 1000) statsCache.clear();
+    const stats = engine.stats(scope);
+    statsCache.set(key, { at: now, stats });
+    stats.catch(() => statsCache.delete(key));
+    return stats;
+  };
+
   app.openapi(
     createRoute({
       method: "get",
@@ -56,7 +75,7 @@ export function engineRoutes(app: OpenAPIHono<AuthEnv>, engine: Engine): void {
       },
     }),
     async (c) => {
-      const stats = await engine.stats(scopeOf(c.get("principal"), c.req.valid("query")));
+      const stats = await cachedStats(scopeOf(c.get("principal"), c.req.valid("query")));
       return c.json(
         {
           counts: stats.counts,
