@@ -168,7 +168,11 @@ describe("HTTP security: tenant isolation", () => {
       path.includes("{") ? Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`) : [],
     );
     const covered = new Set([...ROUTES.map((r) => r.route), ...Object.keys(NOT_TENANT_OWNED)]);
-    expect(withParam.filter((r) => !covered.has(r))).toEqual([]);
+    expect(
+      withParam.filter((r) => !covered.has(r)),
+      "add a line to ROUTES (and a FIXTURES maker for a new kind of resource), or to " +
+        "NOT_TENANT_OWNED with the reason",
+    ).toEqual([]);
   });
 
   it.each(ROUTES)(
