@@ -29,6 +29,7 @@ import {
   validateInput,
   type TypeSettings,
 } from "./task-request.js";
+import { readStats, type EngineStats, type StatsOptions } from "./stats.js";
 import { captureTraceContext, Instruments } from "./telemetry.js";
 import {
   isTerminal,
@@ -128,6 +129,9 @@ export interface PurgeOptions {
   /** A cutoff time, or an age in ms: terminal tasks that ended before it are deleted. */
   olderThan: Date | number;
   statuses?: TaskStatus[];
+  /** Only this tenant's (and project's) tasks; default every tenant. */
+  tenant?: string;
+  project?: string;
 }
 
 interface Waiter {
@@ -872,7 +876,16 @@ export class Engine {
       if (!TERMINAL_STATUSES.includes(s))
         throw new ValidationError(`only terminal statuses can be purged, not ${s}`, "statuses");
     }
-    return this.store.purge(cutoff, statuses);
+    const scope: { tenant?: string; project?: string } = {};
+    if (opts.tenant !== undefined) scope.tenant = assertName(opts.tenant, "tenant");
+    if (opts.project !== undefined) scope.project = assertName(opts.project, "project");
+    return this.store.purge(cutoff, statuses, scope);
+  }
+
+  /** Counts by status and per-minute completed/failed throughput over the last hour. */
+  async stats(opts: StatsOptions = {}): Promise<EngineStats> {
+    await this.whenReady();
+    return readStats(this.store, this.clock.now(), opts);
   }
 
   /**

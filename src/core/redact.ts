@@ -45,6 +45,8 @@ export function errorText(err: unknown): string {
       text = String(err);
     }
   }
-  text = redact(text);
+  // NUL cannot be stored in PostgreSQL text: left in, one bad message would fail every write
+  // of the batch it settles with, again and again.
+  text = redact(text).replaceAll("\u0000", "\uFFFD");
   return text.length > MAX_ERROR_LENGTH ? `${text.slice(0, MAX_ERROR_LENGTH)}…` : text;
 }

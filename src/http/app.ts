@@ -10,6 +10,8 @@ import { renderDocs } from "./docs.js";
 import { httpProblem, problemResponse } from "./errors.js";
 import { EventHub } from "./event-hub.js";
 import { agentRoutes } from "./routes/agents.js";
+import { engineRoutes } from "./routes/engine.js";
+import { waitAllowanceMs } from "./schemas-engine.js";
 import { eventRoutes } from "./routes/events.js";
 import { flowRoutes } from "./routes/flows.js";
 import { scheduleRoutes } from "./routes/schedules.js";
@@ -104,24 +106,23 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
 
   if (opts.cors) app.use("*", opts.cors === true ? cors() : cors(opts.cors));
 
-  app.use(
-    "/api/*",
-    bodyLimit({
-      maxSize: bodyBytes,
-      onError: () => {
-        throw httpProblem(413, `the request body exceeds ${bodyBytes} bytes`);
-      },
-    }),
-  );
-  app.use("/api/*", authenticate(table));
+  // API answers are data, never documents: no browser may sniff one into HTML.
+  app.use("/api/*", async (c, next) => {
+    await next();
+    c.res.headers.set("x-content-type-options", "nosniff");
+  });
+
+  // First, so that it also bounds reading a body that trickles in (a stalled client).
   if (timeoutMs > 0) {
     app.use("/api/*", async (c, next) => {
       if (c.req.path.endsWith("/events")) return next();
+      // A wait bounds itself by its own timeoutMs, which it gets on top of the usual budget.
+      const budget = timeoutMs + waitAllowanceMs(c.req.path, c.req.query("timeoutMs"));
       let timer: NodeJS.Timeout | undefined;
       const expired = new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(httpProblem(504, `the request took longer than ${timeoutMs} ms`)),
-          timeoutMs,
+          () => reject(httpProblem(504, `the request took longer than ${budget} ms`)),
+          budget,
         );
       });
       try {
@@ -132,10 +133,22 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
     });
   }
 
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: bodyBytes,
+      onError: () => {
+        throw httpProblem(413, `the request body exceeds ${bodyBytes} bytes`);
+      },
+    }),
+  );
+  app.use("/api/*", authenticate(table));
+
   taskRoutes(app, engine);
   agentRoutes(app, engine);
   flowRoutes(app, engine);
   scheduleRoutes(app, engine);
+  engineRoutes(app, engine);
   eventRoutes(app, hub, {
     maxPerToken: positiveInt(limits.sseConnectionsPerToken, 10, "sseConnectionsPerToken"),
     keepAliveMs: positiveInt(limits.sseKeepAliveMs, 15_000, "sseKeepAliveMs"),

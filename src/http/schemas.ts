@@ -1,8 +1,14 @@
 import { z } from "@hono/zod-openapi";
 import { TASK_EVENT_TYPES, TASK_STATUSES, type LoomEvent, type Task } from "../core/types.js";
 
-const name = z.string().min(1).max(200);
-const labels = z.record(z.string(), z.string());
+/**
+ * A string from a request. NUL characters are refused: PostgreSQL text cannot hold them, so they
+ * would otherwise turn a bad request into a driver error. Use it for every string a request sends.
+ */
+export const text = () =>
+  z.string().refine((s) => !s.includes("\u0000"), "must not contain NUL characters");
+const name = text().min(1).max(200);
+const labels = z.record(text(), text());
 const time = z.string().openapi({ format: "date-time" });
 const nullableTime = time.nullable();
 
@@ -27,13 +33,13 @@ export const TaskRequestSchema = z
     caller: name.optional(),
     priority: z.number().int().min(0).max(3).optional(),
     runAt: z.union([time, z.number()]).optional(),
-    dependsOn: z.array(z.string().min(1)).max(1000).optional(),
-    idempotencyKey: z.string().min(1).max(500).optional(),
+    dependsOn: z.array(text().min(1)).max(1000).optional(),
+    idempotencyKey: text().min(1).max(500).optional(),
     labels: labels.optional(),
     metadata: z.record(z.string(), z.unknown()).optional(),
     timeoutMs: z.number().int().positive().optional(),
     maxRetries: z.number().int().min(0).optional(),
-    requestId: z.string().min(1).max(200).optional(),
+    requestId: text().min(1).max(200).optional(),
     /** For a laned type: 429 `LANE_BUSY` (nothing stored) when the expected wait is longer. */
     maxWaitMs: z.number().int().min(0).optional(),
   })
@@ -92,15 +98,14 @@ export const PositionSchema = z
   .openapi("QueuePosition");
 
 export const IdParamSchema = z.object({
-  id: z
-    .string()
+  id: text()
     .min(1)
     .max(200)
     .openapi({ param: { name: "id", in: "path" } }),
 });
 
 /** A query value that may repeat (`?status=a&status=b`) or be comma-separated (`?status=a,b`). */
-const multi = z.union([z.string(), z.array(z.string())]);
+const multi = z.union([text(), z.array(text())]);
 
 export const TaskQuerySchema = z.object({
   status: multi.optional().openapi({ description: "repeat or comma-separate" }),
@@ -111,13 +116,13 @@ export const TaskQuerySchema = z.object({
   caller: name.optional(),
   workflowId: name.optional(),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
-  cursor: z.string().min(1).max(200).optional(),
+  cursor: text().min(1).max(200).optional(),
 });
 export type TaskQuery = z.infer<typeof TaskQuerySchema>;
 
 export const CountQuerySchema = TaskQuerySchema.omit({ limit: true, cursor: true });
 
-export const CancelSchema = z.strictObject({ reason: z.string().max(1000).optional() });
+export const CancelSchema = z.strictObject({ reason: text().max(1000).optional() });
 
 export const ClaimSchema = z
   .strictObject({
@@ -129,13 +134,13 @@ export const ClaimSchema = z
   })
   .openapi("ClaimRequest");
 
-const attemptId = z.string().min(1).max(200);
+const attemptId = text().min(1).max(200);
 export const HeartbeatSchema = z.strictObject({ attemptId }).openapi("Heartbeat");
 export const ProgressSchema = z
   .strictObject({
     attemptId,
     progress: z.number().min(0).max(100),
-    note: z.string().max(2000).optional(),
+    note: text().max(2000).optional(),
   })
   .openapi("Progress");
 export const CompleteSchema = z
@@ -144,7 +149,7 @@ export const CompleteSchema = z
 export const FailSchema = z
   .strictObject({
     attemptId,
-    error: z.string().max(100_000),
+    error: text().max(100_000),
     /** `false` fails the task now instead of retrying. */
     retry: z.boolean().optional(),
   })

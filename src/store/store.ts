@@ -9,6 +9,7 @@ import type {
   TaskFilter,
   TaskStatus,
 } from "../core/types.js";
+import type { TaskStatsQuery, TaskStatsResult } from "./stats.js";
 
 /**
  * The Store is everything Loom persists, as coarse domain operations: each method is one round
@@ -98,8 +99,14 @@ export interface Store {
   /** Where a task stands among the ready tasks of its type; `null` only for an unknown id. */
   queuePosition(id: string, now: number): Promise<QueuePosition | null>;
 
-  /** Delete terminal tasks that ended before `before`; returns how many. */
-  purge(before: number, statuses: TaskStatus[]): Promise<number>;
+  /**
+   * Delete terminal tasks that ended before `before` (only `scope`'s tenant / project, when
+   * given); returns how many.
+   */
+  purge(before: number, statuses: TaskStatus[], scope?: PurgeScope): Promise<number>;
+
+  /** Counts by status and per-minute throughput (see `store/stats.ts`). */
+  taskStats(query: TaskStatsQuery): Promise<TaskStatsResult>;
 
   /**
    * Call `listener` soon after another process (or connection) writes to the store, so idle
@@ -118,6 +125,11 @@ export interface StoreCapabilities {
    * settling of one batch overlaps the claiming of the next.
    */
   concurrentExchanges?: number;
+}
+
+export interface PurgeScope {
+  tenant?: string;
+  project?: string;
 }
 
 export interface NewTask {

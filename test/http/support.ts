@@ -13,6 +13,26 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+export type Call = Harness["call"];
+
+/** `fetch` against a server at `url`: JSON bodies, an optional bearer token. */
+export function caller(url: string): Call {
+  return (path, init = {}) => {
+    const headers: Record<string, string> = { ...init.headers };
+    if (init.token) headers["authorization"] = `Bearer ${init.token}`;
+    let body: string | undefined;
+    if (init.body !== undefined) {
+      headers["content-type"] ??= "application/json";
+      body = typeof init.body === "string" ? init.body : JSON.stringify(init.body);
+    }
+    return fetch(url + path, {
+      method: init.method ?? (body === undefined ? "GET" : "POST"),
+      headers,
+      body,
+    });
+  };
+}
+
 /** A real engine on a temp SQLite file behind a real server on an ephemeral port. */
 export async function startServer(
   opts: ServerOptions = {},
@@ -26,20 +46,7 @@ export async function startServer(
   return {
     engine,
     url: running.url,
-    call: (path, init = {}) => {
-      const headers: Record<string, string> = { ...init.headers };
-      if (init.token) headers["authorization"] = `Bearer ${init.token}`;
-      let body: string | undefined;
-      if (init.body !== undefined) {
-        headers["content-type"] ??= "application/json";
-        body = typeof init.body === "string" ? init.body : JSON.stringify(init.body);
-      }
-      return fetch(running.url + path, {
-        method: init.method ?? (body === undefined ? "GET" : "POST"),
-        headers,
-        body,
-      });
-    },
+    call: caller(running.url),
     close: async () => {
       await running.close();
       await engines.closeAll();

@@ -10,6 +10,7 @@ import { maintenanceSuite } from "./maintenance.js";
 import { peerSuite } from "./peers.js";
 import { prefetchSuite } from "./prefetch.js";
 import { readSuite } from "./reads.js";
+import { statsSuite } from "./stats.js";
 
 export type { StoreHarness, StoreContext } from "./fixtures.js";
 export { T0, newTask, nextId } from "./fixtures.js";
@@ -39,5 +40,6 @@ export function runStoreConformance(name: string, harness: StoreHarness): void {
     maintenanceSuite(ctx);
     peerSuite(ctx);
     flowSuite(ctx);
+    statsSuite(ctx);
   });
 }

@@ -15,6 +15,7 @@ import type {
   ExchangeResult,
   InsertOutcome,
   NewTask,
+  PurgeScope,
   QueuePosition,
   SettleOutcome,
   Store,
@@ -22,7 +23,9 @@ import type {
   TouchOutcome,
   TouchRequest,
 } from "../../store/store.js";
+import type { TaskStatsQuery, TaskStatsResult } from "../../store/stats.js";
 import { PostgresEventRelay } from "./event-relay.js";
+import { postgresTaskStats } from "./stats.js";
 import { Notifier, type ListenConnection } from "./notifier.js";
 import {
   rowToTask,
@@ -1178,9 +1181,15 @@ export class PostgresStore implements Store {
     return row ? toQueuePosition(row, now) : null;
   }
 
-  async purge(before: number, statuses: TaskStatus[]): Promise<number> {
+  async purge(before: number, statuses: TaskStatus[], scope: PurgeScope = {}): Promise<number> {
     this.ensureOpen();
     if (statuses.length === 0) return 0;
+    const scopeSql =
+      (scope.tenant !== undefined ? " AND t.tenant = $4" : "") +
+      (scope.project !== undefined
+        ? ` AND t.project = $${scope.tenant !== undefined ? 5 : 4}`
+        : "");
+    const scoped = [scope.tenant, scope.project].filter((v) => v !== undefined);
     let total = 0;
     let after = "";
     // One walk along the primary key in small batches: each transaction stays short, so
@@ -1192,7 +1201,7 @@ export class PostgresStore implements Store {
            SELECT id FROM ${this.s}.tasks WHERE id > $3 ORDER BY id LIMIT 2000
          ), doomed AS (
            SELECT t.id FROM ${this.s}.tasks t JOIN batch b ON b.id = t.id
-            WHERE t.completed_at < $1 AND t.status = ANY($2::text[])
+            WHERE t.completed_at < $1 AND t.status = ANY($2::text[])${scopeSql}
               FOR UPDATE OF t SKIP LOCKED
          ), gone AS (
            DELETE FROM ${this.s}.tasks WHERE id IN (SELECT id FROM doomed) RETURNING id
@@ -1203,14 +1212,24 @@ export class PostgresStore implements Store {
          )
          SELECT (SELECT count(*) FROM gone)::int AS n, (SELECT max(id) FROM batch) AS last,
                 (SELECT count(*) FROM edges) AS e`,
-        [ms(before), statuses, after],
-        "purge",
+        [ms(before), statuses, after, ...scoped],
+        scopeSql ? undefined : "purge",
       );
       const row = res.rows[0]!;
       total += row.n;
       if (row.last === null) return total;
       after = row.last;
     }
+  }
+
+  async taskStats(query: TaskStatsQuery): Promise<TaskStatsResult> {
+    this.ensureOpen();
+    return postgresTaskStats(
+      <R extends Record<string, unknown>>(what: string, text: string, values: unknown[]) =>
+        this.q<R>(what, text, values),
+      `${this.s}.tasks`,
+      query,
+    );
   }
 
   onExternalChange(listener: () => void): () => void {

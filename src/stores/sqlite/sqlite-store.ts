@@ -16,13 +16,16 @@ import type {
   ExchangeResult,
   InsertOutcome,
   NewTask,
+  PurgeScope,
   SettleOutcome,
   Store,
   TaskChange,
   TouchOutcome,
   TouchRequest,
 } from "../../store/store.js";
+import type { TaskStatsQuery, TaskStatsResult } from "../../store/stats.js";
 import { SqliteEventRelay } from "./event-relay.js";
+import { sqliteTaskStats } from "./stats.js";
 import {
   rowToTask,
   toChange,
@@ -835,14 +838,18 @@ export class SqliteStore implements Store {
     return row ? toQueuePosition(row, now) : null;
   }
 
-  async purge(before: number, statuses: TaskStatus[]): Promise<number> {
+  async purge(before: number, statuses: TaskStatus[], scope: PurgeScope = {}): Promise<number> {
     this.ensureOpen();
     if (statuses.length === 0) return 0;
     const marks = statuses.map(() => "?").join(", ");
+    const scoped = [scope.tenant, scope.project].filter((v) => v !== undefined);
+    const scopeSql =
+      (scope.tenant !== undefined ? " AND tenant = ?" : "") +
+      (scope.project !== undefined ? " AND project = ?" : "");
     // One walk along the primary key, without an index on completed_at: that index would cost
     // every completion a write to save a sweep that runs once an hour.
     const select = this.db.prepare(
-      `SELECT id FROM loom_tasks WHERE id > ? AND completed_at < ? AND status IN (${marks})
+      `SELECT id FROM loom_tasks WHERE id > ? AND completed_at < ? AND status IN (${marks})${scopeSql}
        ORDER BY id LIMIT 2000`,
     );
     const del = this.db.prepare(
@@ -856,7 +863,9 @@ export class SqliteStore implements Store {
     let total = 0;
     let after = "";
     for (;;) {
-      const ids = (select.all(after, before, ...statuses) as { id: string }[]).map((r) => r.id);
+      const ids = (select.all(after, before, ...statuses, ...scoped) as { id: string }[]).map(
+        (r) => r.id,
+      );
       if (ids.length === 0) return total;
       after = ids[ids.length - 1]!;
       const json = JSON.stringify(ids);
@@ -869,6 +878,11 @@ export class SqliteStore implements Store {
         })
         .immediate();
     }
+  }
+
+  async taskStats(query: TaskStatsQuery): Promise<TaskStatsResult> {
+    this.ensureOpen();
+    return sqliteTaskStats(this.db, query);
   }
 
   onExternalChange(listener: () => void): () => void {
