@@ -8,6 +8,7 @@ import { assertProgress } from "./task-request.js";
 import { runWithRequestId } from "./request-context.js";
 import { contextFrom, type Instruments } from "./telemetry.js";
 import type { Logger } from "./logger.js";
+import type { LaneClaim } from "../store/lanes.js";
 import type {
   ClaimRequest,
   ClaimedTask,
@@ -45,6 +46,10 @@ export interface DispatcherHost {
   readonly heartbeatMs: number;
   handlerFor(type: string): RegisteredType | undefined;
   registeredTypes(): string[];
+  /** Registered types outside lanes: the plain claim. */
+  plainTypes(): string[];
+  /** Registered laned types by lane: claimed through the store's lane claim. */
+  laneClaims(): LaneClaim[];
   emitChange(
     type: LoomEventType,
     ref: ClaimedTask | TaskChange,
@@ -224,13 +229,16 @@ export class Dispatcher implements AttemptHost {
     const maxInFlight = this.host.store.capabilities.concurrentExchanges ?? 1;
     if (this.inFlight >= maxInFlight) return;
     this.startBuffered();
-    const types = this.host.registeredTypes();
-    const canClaim = types.length > 0 && !this.claimInFlight;
+    const types = this.host.plainTypes();
+    const lanes = this.host.laneClaims();
+    const canClaim = (types.length > 0 || lanes.length > 0) && !this.claimInFlight;
     const limit = canClaim ? Math.max(0, this.freeSlots()) : 0;
     const prefetch =
       canClaim && this.accepting ? Math.max(0, this.host.prefetch - this.buffer.length) : 0;
     const claim: ClaimRequest | null =
-      limit > 0 || prefetch > 0 ? { engineName: this.host.name, types, limit, prefetch } : null;
+      limit > 0 || prefetch > 0
+        ? { engineName: this.host.name, types, limit, prefetch, ...(lanes.length ? { lanes } : {}) }
+        : null;
     const finished = this.finished;
     this.finished = [];
     if (finished.length === 0 && !claim) return this.maybeIdle();
