@@ -34,6 +34,7 @@ if (!available) {
   runStoreConformance("postgres", {
     async create() {
       await pgQuery(`TRUNCATE "${schema}".tasks, "${schema}".task_deps, "${schema}".task_types`);
+      await pgQuery(`TRUNCATE "${schema}".lanes, "${schema}".lane_callers`);
       return open();
     },
     async peer() {

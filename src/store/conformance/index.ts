@@ -5,6 +5,7 @@ import { crashSuite } from "./crash.js";
 import { dispatchSuite } from "./dispatch.js";
 import { createContext, type StoreHarness } from "./fixtures.js";
 import { insertSuite } from "./insert.js";
+import { laneSuite } from "./lanes.js";
 import { maintenanceSuite } from "./maintenance.js";
 import { peerSuite } from "./peers.js";
 import { prefetchSuite } from "./prefetch.js";
@@ -37,5 +38,6 @@ export function runStoreConformance(name: string, harness: StoreHarness): void {
     readSuite(ctx);
     maintenanceSuite(ctx);
     peerSuite(ctx);
+    laneSuite(ctx);
   });
 }
