@@ -242,7 +242,8 @@ export class Dispatcher implements AttemptHost {
     const finished = this.finished;
     this.finished = [];
     if (finished.length === 0 && !claim) return this.maybeIdle();
-    if (claim && finished.length > 0 && maxInFlight - this.inFlight >= 2) {
+    // Not with lanes: their slots free only once the settlements commit, so settle, then claim.
+    if (claim && !claim.lanes && finished.length > 0 && maxInFlight - this.inFlight >= 2) {
       // Two round trips at once: the settlements, and the claim for what comes next.
       void this.runExchange(finished, null);
       void this.runExchange([], claim);
