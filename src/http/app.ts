@@ -10,6 +10,7 @@ import { httpProblem, problemResponse } from "./errors.js";
 import { EventHub } from "./event-hub.js";
 import { agentRoutes } from "./routes/agents.js";
 import { eventRoutes } from "./routes/events.js";
+import { laneRoutes } from "./routes/lanes.js";
 import { taskRoutes } from "./routes/tasks.js";
 
 /** Hono's CORS options. */
@@ -131,6 +132,7 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
 
   taskRoutes(app, engine);
   agentRoutes(app, engine);
+  laneRoutes(app, engine);
   eventRoutes(app, hub, {
     maxPerToken: positiveInt(limits.sseConnectionsPerToken, 10, "sseConnectionsPerToken"),
     keepAliveMs: positiveInt(limits.sseKeepAliveMs, 15_000, "sseKeepAliveMs"),
