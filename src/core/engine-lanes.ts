@@ -282,8 +282,13 @@ export class EngineLanes {
     return def;
   }
 
-  /** Refresh the gauges of the watched lanes (the maintenance loop calls this). */
+  private refreshedAt = -Infinity;
+
+  /** Refresh the gauges of the watched lanes (the maintenance loop calls this; at most every 5 s). */
   async refresh(): Promise<void> {
+    const now = this.host.clock.now();
+    if (this.watched.size === 0 || now - this.refreshedAt < 5_000) return;
+    this.refreshedAt = now;
     for (const name of this.watched) {
       try {
         await this.find(name);
