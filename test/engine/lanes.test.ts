@@ -1,3 +1,4 @@
+import { createNoopMeter, type ObservableCallback } from "@opentelemetry/api";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { LaneBusyError, ValidationError } from "../../src/index.js";
 import { engineFactory, tempDir, until } from "../support/sqlite.js";
@@ -125,5 +126,33 @@ describe("engine lanes", () => {
     const a = await engine.claimNext({ agent: "a", max: 5 });
     expect(a).not.toBeNull();
     expect(await engine.claimNext({ agent: "a", max: 5 })).toBeNull();
+  });
+
+  it("reports running and queued per lane as OpenTelemetry gauges", async () => {
+    const callbacks = new Map<string, ObservableCallback>();
+    const noop = createNoopMeter();
+    const meter = Object.assign(Object.create(noop) as typeof noop, {
+      createObservableGauge(name: string) {
+        return {
+          addCallback: (cb: ObservableCallback) => callbacks.set(name, cb),
+          removeCallback: () => {},
+        };
+      },
+    });
+    const engine = engines.make({ meter });
+    await engine.lane("g", { concurrency: 1 });
+    engine.register("t", () => 1, { lane: "g" });
+    await engine.submit({ type: "t", input: null, caller: "a" });
+    await engine.submit({ type: "t", input: null, caller: "b" });
+    await engine.maintain();
+    const read = async (name: string) => {
+      const seen: [number, unknown][] = [];
+      await callbacks.get(name)!({
+        observe: (v: number, attrs?: unknown) => seen.push([v, attrs]),
+      });
+      return seen;
+    };
+    expect(await read("loom.lane.queued")).toEqual([[2, { lane: "g" }]]);
+    expect(await read("loom.lane.running")).toEqual([[0, { lane: "g" }]]);
   });
 });
