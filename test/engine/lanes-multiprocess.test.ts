@@ -65,7 +65,7 @@ function spawnWorker(spec: string, name: string, ledger: string): Promise<ChildP
   );
   children.push(child);
   return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
+    createInterface({ input: child.stdout }).on("line", (line) => {
       if (line === "ready") resolve(child);
     });
     child.once("exit", (code, signal) => reject(new Error(`${name} exited (${code ?? signal})`)));
