@@ -102,120 +102,122 @@ export class PostgresLanes {
     now: number,
     engineName: string,
     nonce: string,
-    rotate: number,
   ): Promise<Row[]> {
     const out: Row[] = [];
     // Lane rows are locked in name order (as agent claims do), so two claims cannot deadlock.
-    // (`rotate` is unused here: a rotating start would break that order.)
-    void rotate;
     const order = [...lanes].sort((a, b) => (a.lane < b.lane ? -1 : a.lane > b.lane ? 1 : 0));
     for (let i = 0; i < order.length && out.length < limit; i++) {
-      const c = order[i]!;
-      const ids = await this.pickLane(run, c, limit - out.length, now);
-      if (ids.length === 0) continue;
-      const rows = await run<Row>(
-        `WITH u AS (
-           UPDATE ${this.s}.tasks SET status = 'running', attempt = attempt + 1,
-             attempt_id = $2 || '.' || (attempt + 1), engine_name = $3,
-             lease_expires_at = $4 + lease_ms, started_at = $4, updated_at = $4,
-             progress = NULL, progress_note = NULL
-           WHERE id = ANY($1::text[]) AND ${READY}
-           RETURNING *)
-         SELECT ${HOT} FROM u ORDER BY array_position($1::text[], u.id::text)`,
-        [ids, nonce, engineName, now],
-        "array",
+      out.push(
+        ...(await this.claimLane<Row>(run, order[i]!, limit - out.length, now, engineName, nonce)),
       );
-      out.push(...rows);
     }
     return out;
   }
 
-  private async pickLane(
+  /**
+   * One lane, three statements: lock the lane row; read (one statement, after the lock, so its
+   * snapshot holds every claim committed before) the running counts, the first `free` callers
+   * with ready work in fair-share order and each one's best ready tasks (locked, skipping others'
+   * locks); then mark the picks and record who was served.
+   */
+  private async claimLane<Row>(
     run: Run,
     claim: LaneClaim,
     limit: number,
     now: number,
-  ): Promise<string[]> {
+    engineName: string,
+    nonce: string,
+  ): Promise<Row[]> {
     if (claim.types.length === 0) return [];
-    // The lane's lock: claims for this lane wait here for each other, and the counts read after it
-    // include every claim committed before.
-    const lanes = await run<LaneRow>(`SELECT * FROM ${this.s}.lanes WHERE name = $1 FOR UPDATE`, [
-      claim.lane,
-    ]);
-    const lane = lanes[0];
+    const lane = (
+      await run<LaneRow>(`SELECT * FROM ${this.s}.lanes WHERE name = $1 FOR UPDATE`, [claim.lane])
+    )[0];
     if (!lane) return [];
-    const running = new Map<string, number>();
-    let total = 0;
-    for (const r of await run<{ caller: string; n: number }>(
-      `SELECT caller, count(*)::int AS n FROM ${this.s}.tasks WHERE lane = $1 AND ${ACTIVE} GROUP BY caller`,
-      [claim.lane],
-    )) {
-      running.set(r.caller, r.n);
-      total += r.n;
-    }
-    const free = Math.min(limit, lane.concurrency - total);
-    if (free <= 0) return [];
+    let ids: string[];
+    let served = new Map<string, number>();
+    let nextSeq = lane.serve_seq;
+    const freeSql = `(SELECT greatest(0, least($4::int, $5::int - coalesce(sum(n), 0)::int)) FROM r)`;
+    const running = `r AS (SELECT caller, count(*)::int AS n FROM ${this.s}.tasks
+                            WHERE lane = $1 AND ${ACTIVE} GROUP BY caller)`;
     if (lane.fairness === "none") {
       const rows = await run<{ id: string }>(
-        `SELECT id FROM ${this.s}.tasks WHERE lane = $1 AND ${READY} AND run_at <= $2
-           AND type = ANY($3::text[]) ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED`,
-        [claim.lane, now, claim.types, free],
+        `WITH ${running}
+         SELECT id FROM ${this.s}.tasks WHERE lane = $1 AND ${READY} AND run_at <= $2
+            AND type = ANY($3::text[]) ORDER BY priority DESC, run_at, id LIMIT ${freeSql}
+            FOR UPDATE SKIP LOCKED`,
+        [claim.lane, now, claim.types, limit, lane.concurrency],
       );
-      return rows.map((r) => r.id);
-    }
-    // Distinct callers with claimable work: one index seek per caller (a skip scan).
-    const ready = await run<{ caller: string; served_seq: number | null }>(
-      `WITH RECURSIVE c(caller) AS (
-         (SELECT caller FROM ${this.s}.tasks WHERE lane = $1 AND ${READY} AND run_at <= $2
-            AND type = ANY($3::text[]) ORDER BY caller LIMIT 1)
-         UNION ALL
-         SELECT (SELECT t.caller FROM ${this.s}.tasks t WHERE t.lane = $1 AND t.status IN ('pending', 'retrying') AND t.deps_left = 0
-                   AND t.run_at <= $2 AND t.type = ANY($3::text[]) AND t.caller > c.caller
-                 ORDER BY t.caller LIMIT 1)
-         FROM c WHERE c.caller IS NOT NULL)
-       SELECT c.caller, lc.served_seq FROM c
-         LEFT JOIN ${this.s}.lane_callers lc ON lc.lane = $1 AND lc.caller = c.caller
-        WHERE c.caller IS NOT NULL`,
-      [claim.lane, now, claim.types],
-    );
-    const callers = fairOrder(
-      ready.map((r) => ({
-        caller: r.caller,
-        running: running.get(r.caller) ?? 0,
-        servedSeq: r.served_seq ?? 0,
-      })),
-    ).slice(0, free);
-    if (callers.length === 0) return [];
-    const candidates = await run<{ caller: string; id: string }>(
-      `SELECT c.caller, b.id FROM unnest($4::text[]) AS c(caller)
-       CROSS JOIN LATERAL (
-         SELECT id, priority, run_at FROM ${this.s}.tasks WHERE lane = $1 AND caller = c.caller
-           AND ${READY} AND run_at <= $2 AND type = ANY($3::text[])
-         ORDER BY priority DESC, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) b
-       ORDER BY c.caller, b.priority DESC, b.run_at, b.id`,
-      [claim.lane, now, claim.types, callers.map((c) => c.caller), free],
-    );
-    const byCaller = new Map<string, string[]>();
-    for (const r of candidates) {
-      let list = byCaller.get(r.caller);
-      if (!list) byCaller.set(r.caller, (list = []));
-      list.push(r.id);
-    }
-    const { picked, served, nextSeq } = pickFair(
-      callers.map((c) => ({ ...c, candidates: byCaller.get(c.caller) ?? [] })),
-      free,
-      lane.serve_seq,
-    );
-    if (served.size > 0) {
-      await run(
-        `INSERT INTO ${this.s}.lane_callers (lane, caller, served_seq)
-         SELECT $1, s.caller, s.seq FROM unnest($2::text[], $3::bigint[]) AS s(caller, seq)
-         ON CONFLICT (lane, caller) DO UPDATE SET served_seq = excluded.served_seq`,
-        [claim.lane, [...served.keys()], [...served.values()]],
+      ids = rows.map((r) => r.id);
+    } else {
+      const rows = await run<{
+        caller: string;
+        running: number;
+        seq: number;
+        id: string;
+        total: number;
+      }>(
+        `WITH RECURSIVE ${running},
+         c(caller) AS (
+           (SELECT caller FROM ${this.s}.tasks WHERE lane = $1 AND ${READY} AND run_at <= $2
+              AND type = ANY($3::text[]) ORDER BY caller LIMIT 1)
+           UNION ALL
+           SELECT (SELECT t.caller FROM ${this.s}.tasks t
+                    WHERE t.lane = $1 AND t.status IN ('pending', 'retrying') AND t.deps_left = 0
+                      AND t.run_at <= $2 AND t.type = ANY($3::text[]) AND t.caller > c.caller
+                    ORDER BY t.caller LIMIT 1)
+           FROM c WHERE c.caller IS NOT NULL),
+         k AS (
+           SELECT c.caller, coalesce(r.n, 0) AS running, coalesce(lc.served_seq, 0) AS seq
+             FROM c LEFT JOIN r ON r.caller = c.caller
+             LEFT JOIN ${this.s}.lane_callers lc ON lc.lane = $1 AND lc.caller = c.caller
+            WHERE c.caller IS NOT NULL
+            ORDER BY 2, 3, 1 LIMIT ${freeSql})
+         SELECT k.caller, k.running, k.seq, b.id, (SELECT coalesce(sum(n), 0)::int FROM r) AS total
+           FROM k
+         CROSS JOIN LATERAL (
+           SELECT id, priority, run_at FROM ${this.s}.tasks WHERE lane = $1 AND caller = k.caller
+              AND ${READY} AND run_at <= $2 AND type = ANY($3::text[])
+            ORDER BY priority DESC, run_at, id LIMIT ${freeSql} FOR UPDATE SKIP LOCKED) b
+         ORDER BY k.caller, b.priority DESC, b.run_at, b.id`,
+        [claim.lane, now, claim.types, limit, lane.concurrency],
       );
-      await run(`UPDATE ${this.s}.lanes SET serve_seq = $1 WHERE name = $2`, [nextSeq, claim.lane]);
+      const callers = new Map<
+        string,
+        { caller: string; running: number; servedSeq: number; candidates: string[] }
+      >();
+      for (const r of rows) {
+        let c = callers.get(r.caller);
+        if (!c) {
+          c = { caller: r.caller, running: r.running, servedSeq: r.seq, candidates: [] };
+          callers.set(r.caller, c);
+        }
+        c.candidates.push(r.id);
+      }
+      // Rows exist only when there are free slots; every row carries the lane's running total.
+      const free = rows.length ? Math.min(limit, lane.concurrency - rows[0]!.total) : 0;
+      const pick = pickFair(fairOrder([...callers.values()]), free, lane.serve_seq);
+      ids = pick.picked;
+      served = pick.served;
+      nextSeq = pick.nextSeq;
     }
-    return picked;
+    if (ids.length === 0) return [];
+    return run<Row>(
+      `WITH u AS (
+         UPDATE ${this.s}.tasks SET status = 'running', attempt = attempt + 1,
+           attempt_id = $2 || '.' || (attempt + 1), engine_name = $3,
+           lease_expires_at = $4 + lease_ms, started_at = $4, updated_at = $4,
+           progress = NULL, progress_note = NULL
+         WHERE id = ANY($1::text[]) AND ${READY}
+         RETURNING *),
+       s AS (
+         INSERT INTO ${this.s}.lane_callers (lane, caller, served_seq)
+         SELECT $5, x.caller, x.seq FROM unnest($6::text[], $7::bigint[]) AS x(caller, seq)
+         ON CONFLICT (lane, caller) DO UPDATE SET served_seq = excluded.served_seq),
+       l AS (UPDATE ${this.s}.lanes SET serve_seq = $8 WHERE name = $5 AND $8 <> serve_seq)
+       SELECT ${HOT} FROM u ORDER BY array_position($1::text[], u.id::text)`,
+      [ids, nonce, engineName, now, claim.lane, [...served.keys()], [...served.values()], nextSeq],
+      "array",
+    );
   }
 
   async snapshot(run: Run, name: string, now: number): Promise<LaneSnapshot | null> {

@@ -187,7 +187,6 @@ export class PostgresStore implements Store {
   private migration: Promise<void> | null = null;
   private migrated = false;
   private readonly lanes: PostgresLanes;
-  private laneRotation = 0;
 
   constructor(urlOrPool: string | pg.Pool, opts: PostgresStoreOptions = {}) {
     this.schema = assertIdentifier(opts.schema ?? "loom", "schema");
@@ -864,7 +863,6 @@ export class PostgresStore implements Store {
     const settled = req.settle.length
       ? (await this.plainExchange({ now: req.now, settle: req.settle, claim: null })).settled
       : [];
-    const rotate = this.laneRotation++;
     const laned = await this.tx("lane claim", (c) =>
       this.lanes.claim<ExchangeRow>(
         this.runner(c),
@@ -873,7 +871,6 @@ export class PostgresStore implements Store {
         req.now,
         claim.engineName,
         claimNonce(),
-        rotate,
       ),
     );
     const claimed = laned.map(toClaimed);
