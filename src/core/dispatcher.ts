@@ -512,6 +512,17 @@ export class Dispatcher implements AttemptHost {
     this.wake();
   }
 
+  /**
+   * A lane claim chose this attempt to make room for higher-priority work: abort its handler
+   * and give the task back to `pending` (no retry used; the release frees the lane slot).
+   */
+  preempt(id: string, attemptId: string): void {
+    const attempt = this.running.get(id);
+    if (!attempt || attempt.done || attempt.claimed.attemptId !== attemptId) return;
+    attempt.abort(new CancelledError(id, "preempted by higher-priority work in its lane"));
+    this.finish(attempt, { kind: "release", id, attemptId }, null);
+  }
+
   /** The attempt lost its lease (the store says another attempt or state owns the task). */
   private lose(attempt: Attempt, status: TaskStatus | null): void {
     if (attempt.done) return;

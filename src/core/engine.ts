@@ -169,6 +169,7 @@ export class Engine {
   /** Registered types outside lanes (the plain claim), and laned ones grouped by lane. */
   private plainTypes: string[] = [];
   private laneClaims: LaneClaim[] = [];
+  private readonly preemptibleTypes = new Set<string>();
   private readonly laneRegistry: EngineLanes;
   private readonly dispatcher: Dispatcher;
   private readonly waiters = new Map<string, Set<Waiter>>();
@@ -361,13 +362,18 @@ export class Engine {
     const gate = toGate(opts.gate, this.defaultGate);
     this.types.set(type, { reg: { type, run, gate }, settings });
     this.typeList = [...this.types.keys()];
+    if (opts.preemptible === true) this.preemptibleTypes.add(type);
+    else this.preemptibleTypes.delete(type);
     this.plainTypes = [];
     const byLane = new Map<string, string[]>();
     for (const [t, e] of this.types) {
       if (e.settings.lane === null) this.plainTypes.push(t);
       else byLane.set(e.settings.lane, [...(byLane.get(e.settings.lane) ?? []), t]);
     }
-    this.laneClaims = [...byLane].map(([lane, types]) => ({ lane, types }));
+    this.laneClaims = [...byLane].map(([lane, types]) => {
+      const preemptible = types.filter((t) => this.preemptibleTypes.has(t));
+      return preemptible.length ? { lane, types, preemptible } : { lane, types };
+    });
     if (settings.lane !== null) this.laneRegistry.watch(settings.lane);
     if (this.started) this.dispatcher.wake();
     return {
@@ -848,6 +854,11 @@ export class Engine {
       }
       if ((await this.store.promoteDue(now)) > 0) this.dispatcher.wake();
       await this.laneRegistry.refresh();
+      // Attempts here that a lane claim (in any process) chose to preempt: abort and re-queue.
+      if (this.started && this.preemptibleTypes.size > 0) {
+        for (const p of await this.store.preemptionsOf(this.name))
+          this.dispatcher.preempt(p.id, p.attemptId);
+      }
     } catch (err) {
       this.logger.error({ err }, "maintenance failed; will try again");
     }

@@ -25,6 +25,8 @@ export interface LaneDef {
 export interface LaneClaim {
   lane: string;
   types: string[];
+  /** Of `types`, those this engine lets a higher-priority arrival preempt. */
+  preemptible?: string[];
 }
 
 export interface LaneCallerCounts {
@@ -77,6 +79,11 @@ export interface LaneStore {
     target: { id: string } | { lane: string; caller: string; priority: number },
     now: number,
   ): Promise<LaneRank | null>;
+  /**
+   * Running attempts of `engineName` that a lane claim chose to preempt (a higher-priority task
+   * waits at their full lane): the engine aborts each and releases it to `pending`.
+   */
+  preemptionsOf(engineName: string): Promise<{ id: string; attemptId: string }[]>;
 }
 
 /**

@@ -155,4 +155,36 @@ describe("engine lanes", () => {
     expect(await read("loom.lane.queued")).toEqual([[2, { lane: "g" }]]);
     expect(await read("loom.lane.running")).toEqual([[0, { lane: "g" }]]);
   });
+
+  it("preempts the oldest preemptible running task for a higher-priority arrival; it is re-queued, not failed", async () => {
+    const engine = engines.make({ pollMs: 10, maintenanceMs: 10 });
+    await engine.lane("p", { concurrency: 1, preemption: { minRuntimeMs: 0 } });
+    const log: string[] = [];
+    let releaseUrgent = () => {};
+    engine.register(
+      "t",
+      (task: { input: string }, ctx: { signal: AbortSignal }) =>
+        new Promise<string>((resolve, reject) => {
+          log.push(`start ${task.input}`);
+          if (task.input === "urgent") releaseUrgent = () => resolve("u");
+          else if (log.filter((l) => l === "start low").length > 1) resolve("l");
+          ctx.signal.addEventListener("abort", () => {
+            log.push(`abort ${task.input}`);
+            reject(ctx.signal.reason as Error);
+          });
+        }),
+      { lane: "p", preemptible: true },
+    );
+    await engine.start();
+    const low = await engine.submit({ type: "t", input: "low", priority: 0 });
+    await until(() => log.includes("start low"));
+    const urgent = await engine.submit({ type: "t", input: "urgent", priority: 3 });
+    await until(() => log.includes("start urgent"));
+    expect(log).toEqual(["start low", "abort low", "start urgent"]);
+    expect((await engine.get(low)).status).toBe("pending");
+    releaseUrgent();
+    expect((await engine.wait(urgent, { timeoutMs: 5_000 })).status).toBe("completed");
+    const done = await engine.wait(low, { timeoutMs: 5_000 });
+    expect(done).toMatchObject({ status: "completed", result: "l", error: null });
+  });
 });

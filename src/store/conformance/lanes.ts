@@ -159,6 +159,60 @@ export function laneSuite(ctx: StoreContext): void {
     });
   });
 
+  describe("lanes: preemption", () => {
+    const claimP = async (now: number, preemptible: string[]) =>
+      (
+        await ctx.store.exchange({
+          now,
+          settle: [],
+          claim: {
+            engineName: "engine-a",
+            types: [],
+            limit: 10,
+            lanes: [{ lane: "L", types: ["t"], preemptible }],
+          },
+        })
+      ).claimed;
+
+    it("marks the oldest preemptible running task past minRuntimeMs when higher-priority work waits", async () => {
+      await ctx.store.saveLane(
+        { ...lane("L", 1), preemption: { enabled: true, minRuntimeMs: 100 } },
+        T0,
+      );
+      await insert(ctx.store, laned("a", { priority: 0 }));
+      const [low] = await claimP(T0, ["t"]);
+      expect(low).toBeDefined();
+      const urgent = laned("b", { priority: 3 });
+      await insert(ctx.store, urgent);
+      // Too young to preempt.
+      expect(await claimP(T0 + 50, ["t"])).toEqual([]);
+      expect(await ctx.store.preemptionsOf("engine-a")).toEqual([]);
+      expect(await claimP(T0 + 200, ["t"])).toEqual([]);
+      expect(await ctx.store.preemptionsOf("engine-a")).toEqual([
+        { id: low!.id, attemptId: low!.attemptId },
+      ]);
+      expect(await ctx.store.preemptionsOf("engine-b")).toEqual([]);
+      // The victim's engine releases it: the urgent task takes the slot, the victim waits again.
+      await settle(ctx.store, T0 + 210, release(low!));
+      const next = await claimP(T0 + 220, ["t"]);
+      expect(next.map((c) => c.id)).toEqual([urgent.id]);
+      expect((await mustGet(ctx.store, low!.id)).status).toBe("pending");
+      expect(await ctx.store.preemptionsOf("engine-a")).toEqual([]);
+    });
+
+    it("never preempts a task whose engine did not declare its type preemptible, or with preemption off", async () => {
+      await ctx.store.saveLane(
+        { ...lane("L", 1), preemption: { enabled: true, minRuntimeMs: 0 } },
+        T0,
+      );
+      await insert(ctx.store, laned("a", { priority: 0 }));
+      await claimP(T0, []);
+      await insert(ctx.store, laned("b", { priority: 3 }));
+      await claimP(T0 + 1000, ["t"]);
+      expect(await ctx.store.preemptionsOf("engine-a")).toEqual([]);
+    });
+  });
+
   describe("lanes: reads", () => {
     it("snapshots per-caller counts and ranks queued tasks", async () => {
       await ctx.store.saveLane(lane("L", 1), T0);

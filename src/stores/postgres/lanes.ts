@@ -200,13 +200,17 @@ export class PostgresLanes {
       served = pick.served;
       nextSeq = pick.nextSeq;
     }
-    if (ids.length === 0) return [];
+    if (ids.length === 0) {
+      await this.maybePreempt(run, lane, claim, now);
+      return [];
+    }
     return run<Row>(
       `WITH u AS (
          UPDATE ${this.s}.tasks SET status = 'running', attempt = attempt + 1,
            attempt_id = $2 || '.' || (attempt + 1), engine_name = $3,
            lease_expires_at = $4 + lease_ms, started_at = $4, updated_at = $4,
-           progress = NULL, progress_note = NULL
+           progress = NULL, progress_note = NULL,
+           preemptible = (type = ANY($9::text[])), preempt_at = NULL
          WHERE id = ANY($1::text[]) AND ${READY}
          RETURNING *),
        s AS (
@@ -215,8 +219,54 @@ export class PostgresLanes {
          ON CONFLICT (lane, caller) DO UPDATE SET served_seq = excluded.served_seq),
        l AS (UPDATE ${this.s}.lanes SET serve_seq = $8 WHERE name = $5 AND $8 <> serve_seq)
        SELECT ${HOT} FROM u ORDER BY array_position($1::text[], u.id::text)`,
-      [ids, nonce, engineName, now, claim.lane, [...served.keys()], [...served.values()], nextSeq],
+      [
+        ids,
+        nonce,
+        engineName,
+        now,
+        claim.lane,
+        [...served.keys()],
+        [...served.values()],
+        nextSeq,
+        claim.preemptible ?? [],
+      ],
       "array",
+    );
+  }
+
+  /**
+   * Nothing claimed: if the lane is full and a ready task outranks a preemptible running one that
+   * has run at least `minRuntimeMs`, mark the oldest such one for its engine to abort and release.
+   * One victim at a time per lane (the lane row is locked).
+   */
+  private async maybePreempt(
+    run: Run,
+    lane: LaneRow,
+    claim: LaneClaim,
+    now: number,
+  ): Promise<void> {
+    if (lane.preemption === null) return;
+    const p = JSON.parse(lane.preemption) as { enabled: boolean; minRuntimeMs: number };
+    if (!p.enabled) return;
+    await run(
+      `UPDATE ${this.s}.tasks SET preempt_at = $2 WHERE id = (
+         SELECT id FROM ${this.s}.tasks WHERE lane = $1 AND status = 'running' AND preemptible
+            AND preempt_at IS NULL AND started_at <= $4
+            AND priority < (SELECT max(priority) FROM ${this.s}.tasks WHERE lane = $1 AND ${READY}
+                              AND run_at <= $2 AND type = ANY($3::text[]))
+          ORDER BY started_at, id LIMIT 1)
+         AND (SELECT count(*) FROM ${this.s}.tasks WHERE lane = $1 AND ${ACTIVE}) >= $5
+         AND NOT EXISTS (SELECT 1 FROM ${this.s}.tasks WHERE lane = $1 AND status = 'running'
+                           AND preempt_at IS NOT NULL)`,
+      [lane.name, now, claim.types, now - p.minRuntimeMs, lane.concurrency],
+    );
+  }
+
+  async preemptions(run: Run, engineName: string): Promise<{ id: string; attemptId: string }[]> {
+    return run<{ id: string; attemptId: string }>(
+      `SELECT id, attempt_id AS "attemptId" FROM ${this.s}.tasks
+        WHERE engine_name = $1 AND preempt_at IS NOT NULL AND status = 'running'`,
+      [engineName],
     );
   }
 

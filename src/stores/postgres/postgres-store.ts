@@ -905,6 +905,11 @@ export class PostgresStore implements Store {
     );
   }
 
+  async preemptionsOf(engineName: string): Promise<{ id: string; attemptId: string }[]> {
+    this.ensureOpen();
+    return this.tx("lane preemptions", (c) => this.lanes.preemptions(this.runner(c), engineName));
+  }
+
   async listLanes(): Promise<LaneDef[]> {
     this.ensureOpen();
     return this.tx("list lanes", (c) => this.lanes.list(this.runner(c)));

@@ -98,6 +98,25 @@ export class SqliteLanes {
       oldestRunning: db.prepare(
         `SELECT min(started_at) AS at FROM loom_tasks WHERE lane = ? AND ${ACTIVE}`,
       ),
+      bestWaiting: db
+        .prepare(
+          `SELECT max(priority) FROM loom_tasks WHERE lane = ? AND ${READY} AND run_at <= ? AND ${TYPES}`,
+        )
+        .pluck(),
+      outstanding: db
+        .prepare(
+          `SELECT count(*) FROM loom_tasks WHERE lane = ? AND status = 'running' AND preempt_at IS NOT NULL`,
+        )
+        .pluck(),
+      preempt: db.prepare(`UPDATE loom_tasks SET preempt_at = ? WHERE id = (
+          SELECT id FROM loom_tasks WHERE lane = ? AND status = 'running' AND preemptible = 1
+             AND preempt_at IS NULL AND started_at <= ? AND priority < ?
+           ORDER BY started_at, id LIMIT 1)`),
+      markPreemptible: db.prepare(`UPDATE loom_tasks
+          SET preemptible = (type IN (SELECT value FROM json_each(?))), preempt_at = NULL
+        WHERE id IN (SELECT value FROM json_each(?))`),
+      preemptions: db.prepare(`SELECT id, attempt_id AS attemptId FROM loom_tasks
+        WHERE engine_name = ? AND preempt_at IS NOT NULL AND status = 'running'`),
       task: db.prepare(`SELECT lane, caller, priority, run_at, id, status, deps_left FROM loom_tasks
         WHERE id = ?`),
       aheadInCaller: db.prepare(`SELECT count(*) AS n FROM loom_tasks WHERE lane = ? AND caller = ?
@@ -158,8 +177,11 @@ export class SqliteLanes {
       total += r.n;
     }
     const free = Math.min(limit, lane.concurrency - total);
-    if (free <= 0) return [];
     const types = JSON.stringify(claim.types);
+    if (free <= 0) {
+      this.maybePreempt(lane, types, now);
+      return [];
+    }
     if (lane.fairness === "none") {
       return this.s.readyOfLane.all(claim.lane, now, types, free) as Row[];
     }
@@ -184,6 +206,30 @@ export class SqliteLanes {
     for (const [caller, seq] of served) this.s.served.run(claim.lane, caller, seq);
     this.s.bumpSeq.run(nextSeq, claim.lane);
     return picked;
+  }
+
+  /**
+   * The lane is full: when a ready task outranks a preemptible running one that has run at least
+   * `minRuntimeMs`, mark the oldest such one for its engine to abort and release. One victim at a
+   * time per lane, so a burst of arrivals does not empty the lane.
+   */
+  private maybePreempt(lane: LaneRow, types: string, now: number): void {
+    if (lane.preemption === null) return;
+    const p = JSON.parse(lane.preemption) as { enabled: boolean; minRuntimeMs: number };
+    if (!p.enabled) return;
+    const best = this.s.bestWaiting.get(lane.name, now, types) as number | null;
+    if (best === null) return;
+    if ((this.s.outstanding.get(lane.name) as number) > 0) return;
+    this.s.preempt.run(now, lane.name, now - p.minRuntimeMs, best);
+  }
+
+  /** After a lane claim marked `ids` running: which of them may be preempted; no stale mark. */
+  markPreemptible(ids: string[], preemptibleTypes: string[]): void {
+    this.s.markPreemptible.run(JSON.stringify(preemptibleTypes), JSON.stringify(ids));
+  }
+
+  preemptions(engineName: string): { id: string; attemptId: string }[] {
+    return this.s.preemptions.all(engineName) as { id: string; attemptId: string }[];
   }
 
   snapshot(name: string, now: number): LaneSnapshot | null {

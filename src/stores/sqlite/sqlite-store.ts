@@ -636,7 +636,18 @@ export class SqliteStore implements Store {
   /** Claim through lanes: fair share and concurrency decided here, under the write lock. */
   private claimLanes(claim: ClaimRequest, now: number): ClaimedTask[] {
     const rows = this.lanes.pick<HotRow>(claim.lanes!, claim.limit, now, this.laneRotation++);
-    return this.markRows(rows, claim.engineName, now);
+    const claimed = this.markRows(rows, claim.engineName, now);
+    if (claimed.length)
+      this.lanes.markPreemptible(
+        claimed.map((c) => c.id),
+        claim.lanes!.flatMap((l) => l.preemptible ?? []),
+      );
+    return claimed;
+  }
+
+  async preemptionsOf(engineName: string): Promise<{ id: string; attemptId: string }[]> {
+    this.ensureOpen();
+    return this.lanes.preemptions(engineName);
   }
 
   private markRows(rows: HotRow[], engineName: string, now: number): ClaimedTask[] {

@@ -42,3 +42,14 @@ CREATE INDEX IF NOT EXISTS tasks_lane_active
 CREATE INDEX IF NOT EXISTS tasks_lane_done
   ON {{schema}}.tasks (lane, completed_at)
   WHERE status = 'completed' AND lane IS NOT NULL;
+
+-- Preemption: `preemptible` is set by the lane claim (the claiming engine registered the type
+-- with `preemptible: true`); `preempt_at` is set on a running victim by a lane claim that found
+-- the lane full with higher-priority work waiting. The victim's engine aborts it and releases it
+-- to `pending`; the next lane claim of it clears the mark.
+ALTER TABLE {{schema}}.tasks ADD COLUMN IF NOT EXISTS preemptible boolean NOT NULL DEFAULT false;
+ALTER TABLE {{schema}}.tasks ADD COLUMN IF NOT EXISTS preempt_at bigint;
+
+CREATE INDEX IF NOT EXISTS tasks_preempted
+  ON {{schema}}.tasks (engine_name)
+  WHERE preempt_at IS NOT NULL;

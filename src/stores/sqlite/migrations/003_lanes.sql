@@ -40,3 +40,14 @@ CREATE INDEX IF NOT EXISTS loom_tasks_lane_active
 CREATE INDEX IF NOT EXISTS loom_tasks_lane_done
   ON loom_tasks (lane, completed_at)
   WHERE status = 'completed' AND lane IS NOT NULL;
+
+-- Preemption: `preemptible` is set by the lane claim (the claiming engine registered the type
+-- with `preemptible: true`); `preempt_at` is set on a running victim by a lane claim that found
+-- the lane full with higher-priority work waiting. The victim's engine aborts it and releases it
+-- to `pending`; the next lane claim of it clears the mark.
+ALTER TABLE loom_tasks ADD COLUMN preemptible INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE loom_tasks ADD COLUMN preempt_at INTEGER;
+
+CREATE INDEX IF NOT EXISTS loom_tasks_preempted
+  ON loom_tasks (engine_name)
+  WHERE preempt_at IS NOT NULL;
