@@ -12,7 +12,10 @@ export interface EngineLaneOptions {
   concurrency: number;
   /** `"caller"` (default): fair share per task `caller`; `"none"`: plain priority order. */
   fairness?: LaneFairness;
-  /** Stored and reported; engine lanes do not preempt yet (see docs/lanes.md). */
+  /**
+   * Default `{ enabled: true, minRuntimeMs: 30_000 }`; `false` turns it off. Only attempts of
+   * types registered with `preemptible: true` are ever preempted (docs/lanes.md).
+   */
   preemption?: { enabled?: boolean; minRuntimeMs?: number } | false;
   /** Most ready tasks the lane queues: a submit past it rejects with `LaneBusyError`. */
   maxQueue?: number | null;
@@ -66,16 +69,19 @@ export function laneDefFrom(name: unknown, opts: EngineLaneOptions): Omit<LaneDe
   const fairness = opts.fairness ?? "caller";
   if (fairness !== "caller" && fairness !== "none")
     throw new ValidationError(`must be "caller" or "none"`, "fairness");
+  // As for the in-memory Lane: on by default (30 s), yet only types registered `preemptible`
+  // can ever be preempted.
   let preemption: LanePreemption | null = null;
-  if (opts.preemption !== undefined && opts.preemption !== false) {
-    if (opts.preemption === null || typeof opts.preemption !== "object")
+  if (opts.preemption !== false) {
+    const p = opts.preemption ?? {};
+    if (p === null || typeof p !== "object")
       throw new ValidationError("must be an object or false", "preemption");
     preemption = {
-      enabled: opts.preemption.enabled ?? true,
+      enabled: p.enabled ?? true,
       minRuntimeMs:
-        opts.preemption.minRuntimeMs === undefined
+        p.minRuntimeMs === undefined
           ? 30_000
-          : assertNonNegativeInt(opts.preemption.minRuntimeMs, "preemption.minRuntimeMs"),
+          : assertNonNegativeInt(p.minRuntimeMs, "preemption.minRuntimeMs"),
     };
   }
   const maxQueue =
