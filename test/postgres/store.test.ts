@@ -74,7 +74,7 @@ describe.runIf(available)("PostgreSQL store", () => {
         const rows = await pgQuery<{ version: number }>(
           `SELECT version FROM "${fresh}".migrations ORDER BY version`,
         );
-        expect(rows.map((r) => r.version)).toEqual([1, 2]);
+        expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
         await racers[0]!.insertTasks([newTask()]);
         expect(await racers[5]!.countTasks({})).toBe(1);
       } finally {
@@ -92,6 +92,8 @@ describe.runIf(available)("PostgreSQL store", () => {
       );
       expect(tables.map((t) => t.table_name)).toEqual([
         "event_listeners",
+        "lane_callers",
+        "lanes",
         "migrations",
         "task_deps",
         "task_types",
