@@ -21,6 +21,72 @@ export interface LaneDef {
   updatedAt: number;
 }
 
+/** A lane row as both SQL stores read it. */
+export interface LaneRow {
+  name: string;
+  concurrency: number;
+  fairness: LaneFairness;
+  preemption: string | null;
+  max_queue: number | null;
+  serve_seq: number;
+  updated_at: number;
+}
+
+export const laneRowToDef = (r: LaneRow): LaneDef => ({
+  name: r.name,
+  concurrency: r.concurrency,
+  fairness: r.fairness,
+  preemption: r.preemption === null ? null : (JSON.parse(r.preemption) as LaneDef["preemption"]),
+  maxQueue: r.max_queue,
+  updatedAt: r.updated_at,
+});
+
+/** The row fields a rank needs, and whether that task is queued in a lane at `now`. */
+export interface RankRow {
+  lane: string | null;
+  caller: string | null;
+  priority: number;
+  run_at: number;
+  id: string;
+  status: string;
+  deps_left: number;
+}
+
+/** What a rank counts from: the task's place, or the back of its priority band for a new task. */
+export interface RankKey {
+  lane: string;
+  caller: string;
+  priority: number;
+  runAt: number;
+  id: string;
+}
+
+export type RankTarget = { id: string } | { lane: string; caller: string; priority: number };
+
+/**
+ * The rank key of a target: for `{ id }`, from its row (null unless it is a laned task queued at
+ * `now`); for a task about to be submitted, behind every queued task of at least its priority.
+ */
+export function rankKey(target: RankTarget, row: RankRow | undefined, now: number): RankKey | null {
+  if (!("id" in target)) {
+    return { ...target, runAt: Number.MAX_SAFE_INTEGER, id: "\uffff" };
+  }
+  if (!row || row.lane === null || row.caller === null) return null;
+  if (
+    (row.status !== "pending" && row.status !== "retrying") ||
+    row.deps_left > 0 ||
+    row.run_at > now
+  )
+    return null;
+  return {
+    lane: row.lane,
+    caller: row.caller,
+    priority: row.priority,
+    runAt: row.run_at,
+    id: row.id,
+  };
+}
+
 /** Which of an engine's types it claims through one lane. */
 export interface LaneClaim {
   lane: string;
@@ -75,10 +141,7 @@ export interface LaneStore {
    * A queued laned task's rank (`{ id }`: null when it is unknown, not laned or not queued), or
    * the rank a new task of `caller` and `priority` would get at the back of its priority band.
    */
-  laneRank(
-    target: { id: string } | { lane: string; caller: string; priority: number },
-    now: number,
-  ): Promise<LaneRank | null>;
+  laneRank(target: RankTarget, now: number): Promise<LaneRank | null>;
   /**
    * Running attempts of `engineName` that a lane claim chose to preempt (a higher-priority task
    * waits at their full lane): the engine aborts each and releases it to `pending`.

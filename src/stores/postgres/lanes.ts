@@ -1,11 +1,15 @@
 import {
   fairOrder,
   pickFair,
+  laneRowToDef as toDef,
+  rankKey,
   type LaneClaim,
   type LaneDef,
-  type LaneFairness,
   type LaneRank,
+  type LaneRow,
   type LaneSnapshot,
+  type RankRow,
+  type RankTarget,
 } from "../../store/lanes.js";
 
 const READY = `status IN ('pending', 'retrying') AND deps_left = 0`;
@@ -18,25 +22,6 @@ const HOT = `2 AS k, NULL::int AS ord, id, NULL::boolean AS ok, status, type, te
 
 /** Runs one statement on the transaction's connection; rows as objects, or arrays with `array`. */
 export type Run = <R>(text: string, values: unknown[], rowMode?: "array") => Promise<R[]>;
-
-interface LaneRow {
-  name: string;
-  concurrency: number;
-  fairness: LaneFairness;
-  preemption: string | null;
-  max_queue: number | null;
-  serve_seq: number;
-  updated_at: number;
-}
-
-const toDef = (r: LaneRow): LaneDef => ({
-  name: r.name,
-  concurrency: r.concurrency,
-  fairness: r.fairness,
-  preemption: r.preemption === null ? null : (JSON.parse(r.preemption) as LaneDef["preemption"]),
-  maxQueue: r.max_queue,
-  updatedAt: r.updated_at,
-});
 
 /** Lane claims and reads on PostgreSQL; each method runs on one connection the store gives it. */
 export class PostgresLanes {
@@ -326,40 +311,19 @@ export class PostgresLanes {
     };
   }
 
-  async rank(
-    run: Run,
-    target: { id: string } | { lane: string; caller: string; priority: number },
-    now: number,
-  ): Promise<LaneRank | null> {
-    let lane: string;
-    let caller: string;
-    let priority: number;
-    let runAt = Number.MAX_SAFE_INTEGER;
-    let id = "\uffff";
-    if ("id" in target) {
-      const t = (
-        await run<{
-          lane: string | null;
-          caller: string | null;
-          priority: number;
-          run_at: number;
-          id: string;
-          status: string;
-          deps_left: number;
-        }>(
-          `SELECT lane, caller, priority, run_at, id, status, deps_left FROM ${this.s}.tasks WHERE id = $1`,
-          [target.id],
-        )
-      )[0];
-      if (!t || t.lane === null || t.caller === null) return null;
-      if ((t.status !== "pending" && t.status !== "retrying") || t.deps_left > 0 || t.run_at > now)
-        return null;
-      ({ lane, caller, priority } = { lane: t.lane, caller: t.caller, priority: t.priority });
-      runAt = t.run_at;
-      id = t.id;
-    } else {
-      ({ lane, caller, priority } = target);
-    }
+  async rank(run: Run, target: RankTarget, now: number): Promise<LaneRank | null> {
+    const row =
+      "id" in target
+        ? (
+            await run<RankRow>(
+              `SELECT lane, caller, priority, run_at, id, status, deps_left FROM ${this.s}.tasks WHERE id = $1`,
+              [target.id],
+            )
+          )[0]
+        : undefined;
+    const key = rankKey(target, row, now);
+    if (!key) return null;
+    const { lane, caller, priority, runAt, id } = key;
     const before = `(priority > $3 OR (priority = $3 AND (run_at < $4 OR (run_at = $4 AND id < $5))))`;
     const r = (
       await run<{ in_caller: number; in_lane: number }>(

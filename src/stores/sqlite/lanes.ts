@@ -2,35 +2,20 @@ import type Database from "better-sqlite3";
 import {
   fairOrder,
   pickFair,
+  laneRowToDef as toDef,
+  rankKey,
   type LaneClaim,
   type LaneDef,
-  type LaneFairness,
   type LaneRank,
+  type LaneRow,
   type LaneSnapshot,
+  type RankRow,
+  type RankTarget,
 } from "../../store/lanes.js";
 
 const READY = `status IN ('pending', 'retrying') AND deps_left = 0`;
 const ACTIVE = `status IN ('claimed', 'running')`;
 const TYPES = `type IN (SELECT value FROM json_each(?))`;
-
-interface LaneRow {
-  name: string;
-  concurrency: number;
-  fairness: LaneFairness;
-  preemption: string | null;
-  max_queue: number | null;
-  serve_seq: number;
-  updated_at: number;
-}
-
-const toDef = (r: LaneRow): LaneDef => ({
-  name: r.name,
-  concurrency: r.concurrency,
-  fairness: r.fairness,
-  preemption: r.preemption === null ? null : (JSON.parse(r.preemption) as LaneDef["preemption"]),
-  maxQueue: r.max_queue,
-  updatedAt: r.updated_at,
-});
 
 /**
  * Lane claims and lane reads on SQLite. Every method runs inside a transaction the store opened
@@ -278,37 +263,11 @@ export class SqliteLanes {
     };
   }
 
-  rank(
-    target: { id: string } | { lane: string; caller: string; priority: number },
-    now: number,
-  ): LaneRank | null {
-    let lane: string;
-    let caller: string;
-    let priority: number;
-    // A new task goes behind everything of its priority: ahead are tasks of at least its priority.
-    let runAt = Number.MAX_SAFE_INTEGER;
-    let id = "\uffff";
-    if ("id" in target) {
-      const t = this.s.task.get(target.id) as
-        | {
-            lane: string | null;
-            caller: string | null;
-            priority: number;
-            run_at: number;
-            id: string;
-            status: string;
-            deps_left: number;
-          }
-        | undefined;
-      if (!t || t.lane === null || t.caller === null) return null;
-      if ((t.status !== "pending" && t.status !== "retrying") || t.deps_left > 0 || t.run_at > now)
-        return null;
-      ({ lane, caller, priority } = { lane: t.lane, caller: t.caller, priority: t.priority });
-      runAt = t.run_at;
-      id = t.id;
-    } else {
-      ({ lane, caller, priority } = target);
-    }
+  rank(target: RankTarget, now: number): LaneRank | null {
+    const row = "id" in target ? (this.s.task.get(target.id) as RankRow | undefined) : undefined;
+    const key = rankKey(target, row, now);
+    if (!key) return null;
+    const { lane, caller, priority, runAt, id } = key;
     const inCaller = this.s.aheadInCaller.get(
       lane,
       caller,

@@ -616,27 +616,13 @@ export class SqliteStore implements Store {
       );
       rows.length = Math.min(rows.length, claim.limit);
     }
-    if (rows.length === 0) return [];
-    const nonce = claimNonce();
-    const ids = JSON.stringify(rows.map((r) => r[0]));
-    const marked =
-      status === "running"
-        ? this.stmts.markRunning.run(nonce, claim.engineName, now, now, now, ids).changes
-        : this.stmts.markClaimed.run(nonce, claim.engineName, now, now, now, ids).changes;
-    if (marked !== rows.length)
-      throw new StoreError(`claim marked ${marked} of ${rows.length} rows`);
-    return rows.map((r) => {
-      const c = toClaimed(r);
-      c.attempt = r[6] + 1;
-      c.attemptId = `${nonce}.${c.attempt}`;
-      return c;
-    });
+    return this.markRows(status, rows, claim.engineName, now);
   }
 
   /** Claim through lanes: fair share and concurrency decided here, under the write lock. */
   private claimLanes(claim: ClaimRequest, now: number): ClaimedTask[] {
     const rows = this.lanes.pick<HotRow>(claim.lanes!, claim.limit, now, this.laneRotation++);
-    const claimed = this.markRows(rows, claim.engineName, now);
+    const claimed = this.markRows("running", rows, claim.engineName, now);
     if (claimed.length)
       this.lanes.markPreemptible(
         claimed.map((c) => c.id),
@@ -650,17 +636,18 @@ export class SqliteStore implements Store {
     return this.lanes.preemptions(engineName);
   }
 
-  private markRows(rows: HotRow[], engineName: string, now: number): ClaimedTask[] {
+  /** Mark the picked rows claimed or running under one new nonce; the claimed tasks, in order. */
+  private markRows(
+    status: "running" | "claimed",
+    rows: HotRow[],
+    engineName: string,
+    now: number,
+  ): ClaimedTask[] {
     if (rows.length === 0) return [];
     const nonce = claimNonce();
-    const marked = this.stmts.markRunning.run(
-      nonce,
-      engineName,
-      now,
-      now,
-      now,
-      JSON.stringify(rows.map((r) => r[0])),
-    ).changes;
+    const mark = status === "running" ? this.stmts.markRunning : this.stmts.markClaimed;
+    const ids = JSON.stringify(rows.map((r) => r[0]));
+    const marked = mark.run(nonce, engineName, now, now, now, ids).changes;
     if (marked !== rows.length)
       throw new StoreError(`claim marked ${marked} of ${rows.length} rows`);
     return rows.map((r) => {
