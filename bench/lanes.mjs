@@ -27,11 +27,19 @@
 //     the jobs it submitted). Target ≥ 0.99. The same flood through p-queue (FIFO, no fairness)
 //     is shown for reference. The run stops once the light callers are done (the lane is closed,
 //     dropping the rest of the flood).
+//
+// (3) Engine lanes on SQLite (`--engine-only` runs just this). Store level, one process, a temp
+//     file: E tasks are inserted, then `exchange` is called in a loop, each call completing the
+//     previous batch and claiming the next 10 (the dispatcher's one write per tick), until all
+//     ran. Plain tasks (the SKIP-LOCKED-free SQLite claim by type) against the same tasks in a
+//     lane of concurrency 10 (fair share over 5 callers, and fairness "none"). We report µs per
+//     task (claim + complete) and the ratio to plain.
 
 import PQueue from "p-queue";
 import { Lane } from "../src/lanes/index.ts";
 
 const quick = process.argv.includes("--quick");
+const engineOnly = process.argv.includes("--engine-only");
 const N = quick ? 50_000 : 200_000;
 const ROUNDS = quick ? 3 : 7;
 const CONCURRENCY = 10;
@@ -187,36 +195,147 @@ async function floodPQueue() {
 // ---- main ----------------------------------------------------------------------------------
 
 const f = (x, d = 2) => x.toFixed(d);
-console.log(`# Lane benchmarks (Node ${process.version}, ${N.toLocaleString("en")} jobs/round)\n`);
+if (!engineOnly) {
+  console.log(
+    `# Lane benchmarks (Node ${process.version}, ${N.toLocaleString("en")} jobs/round)\n`,
+  );
 
-const rows = [
-  await overhead("fire-and-forget (`submit` / `add`)", laneFire, pqFire),
-  await overhead("awaited (`submitAndWait` / `add`)", laneAwait, pqAwait),
-];
-console.log(
-  `## Scheduling overhead, ${N.toLocaleString("en")} no-op jobs, concurrency ${CONCURRENCY}, median of ${ROUNDS} rounds\n`,
-);
-console.log("| shape | Lane µs/job | p-queue µs/job | ratio Lane / p-queue |");
-console.log("|---|---:|---:|---:|");
-for (const r of rows)
-  console.log(`| ${r.name} | ${f(r.lane)} | ${f(r.pq)} | ${f(r.lane / r.pq)} |`);
+  const rows = [
+    await overhead("fire-and-forget (`submit` / `add`)", laneFire, pqFire),
+    await overhead("awaited (`submitAndWait` / `add`)", laneAwait, pqAwait),
+  ];
+  console.log(
+    `## Scheduling overhead, ${N.toLocaleString("en")} no-op jobs, concurrency ${CONCURRENCY}, median of ${ROUNDS} rounds\n`,
+  );
+  console.log("| shape | Lane µs/job | p-queue µs/job | ratio Lane / p-queue |");
+  console.log("|---|---:|---:|---:|");
+  for (const r of rows)
+    console.log(`| ${r.name} | ${f(r.lane)} | ${f(r.pq)} | ${f(r.lane / r.pq)} |`);
 
-const without = await floodLane(false);
-const withF = await floodLane(true);
-const pq = await floodPQueue();
+  const without = await floodLane(false);
+  const withF = await floodLane(true);
+  const pq = await floodPQueue();
+  console.log(
+    `\n## Flood: 1 caller × ${HEAVY.toLocaleString("en")} jobs + ${LIGHT_CALLERS} callers × ${LIGHT_JOBS} jobs, ~1 ms each, concurrency ${FLOOD_CONCURRENCY}\n`,
+  );
+  console.log(
+    "| run | light p50 wait ms | light p99 wait ms | p99 vs no flood | Jain (backlogged) |",
+  );
+  console.log("|---|---:|---:|---:|---:|");
+  console.log(
+    `| Lane, no flood | ${f(without.p50, 1)} | ${f(without.p99, 1)} | 1.00 | ${f(without.jain, 4)} (n=${without.n}) |`,
+  );
+  console.log(
+    `| Lane, flood | ${f(withF.p50, 1)} | ${f(withF.p99, 1)} | ${f(withF.p99 / without.p99)} | ${f(withF.jain, 4)} (n=${withF.n}) |`,
+  );
+  console.log(
+    `| p-queue (FIFO), flood | ${f(pq.p50, 1)} | ${f(pq.p99, 1)} | ${f(pq.p99 / without.p99)} | – |`,
+  );
+}
+
+// ---- (3) engine lanes on SQLite ------------------------------------------------------------
+
+const { mkdtempSync, rmSync } = await import("node:fs");
+const { tmpdir } = await import("node:os");
+const { join } = await import("node:path");
+const { SqliteStore } = await import("../src/stores/sqlite/sqlite-store.ts");
+
+const E = quick ? 5_000 : 20_000;
+const BATCH = 10;
+const CALLERS = 5;
+
+async function storeRun(mode) {
+  const dir = mkdtempSync(join(tmpdir(), "loom-bench-lanes-"));
+  const store = new SqliteStore(join(dir, "bench.sqlite"));
+  await store.migrate();
+  const t0 = 1_700_000_000_000;
+  if (mode !== "plain") {
+    await store.saveLane(
+      {
+        name: "L",
+        concurrency: BATCH,
+        fairness: mode === "none" ? "none" : "caller",
+        preemption: null,
+        maxQueue: null,
+      },
+      t0,
+    );
+  }
+  const tasks = [];
+  for (let i = 0; i < E; i++) {
+    tasks.push({
+      id: `t${String(i).padStart(8, "0")}`,
+      type: "p",
+      input: null,
+      tenant: "default",
+      project: "default",
+      caller: mode === "plain" ? null : `c${i % CALLERS}`,
+      priority: 1,
+      lane: mode === "plain" ? null : "L",
+      labels: null,
+      metadata: null,
+      maxRetries: 0,
+      backoff: null,
+      crashPolicy: "fail",
+      maxCrashes: 3,
+      leaseMs: 30_000,
+      timeoutMs: null,
+      runAt: t0,
+      dependsOn: [],
+      idempotencyKey: null,
+      requestId: null,
+      workflowId: null,
+      traceContext: null,
+      createdAt: t0,
+    });
+  }
+  for (let i = 0; i < E; i += 1000) await store.insertTasks(tasks.slice(i, i + 1000));
+  const claim =
+    mode === "plain"
+      ? { engineName: "b", types: ["p"], limit: BATCH }
+      : { engineName: "b", types: [], limit: BATCH, lanes: [{ lane: "L", types: ["p"] }] };
+  let done = 0;
+  let settle = [];
+  const start = performance.now();
+  for (;;) {
+    const out = await store.exchange({ now: t0 + 1, settle, claim });
+    done += out.claimed.length;
+    settle = out.claimed.map((c) => ({
+      kind: "complete",
+      id: c.id,
+      attemptId: c.attemptId,
+      result: null,
+    }));
+    if (out.claimed.length === 0) break;
+  }
+  const ms = performance.now() - start;
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  if (done !== E) throw new Error(`${mode}: ran ${done} of ${E}`);
+  return (ms * 1000) / E;
+}
+
+const engineRows = [];
+for (const mode of ["plain", "caller", "none"]) {
+  const runs = [];
+  for (let r = 0; r < (quick ? 1 : 3); r++) {
+    gc();
+    runs.push(await storeRun(mode));
+  }
+  engineRows.push({ mode, us: median(runs) });
+}
 console.log(
-  `\n## Flood: 1 caller × ${HEAVY.toLocaleString("en")} jobs + ${LIGHT_CALLERS} callers × ${LIGHT_JOBS} jobs, ~1 ms each, concurrency ${FLOOD_CONCURRENCY}\n`,
+  `\n## Engine lanes on SQLite (store level, ${E.toLocaleString("en")} tasks, batches of ${BATCH}, median of ${quick ? 1 : 3})\n`,
 );
-console.log(
-  "| run | light p50 wait ms | light p99 wait ms | p99 vs no flood | Jain (backlogged) |",
-);
-console.log("|---|---:|---:|---:|---:|");
-console.log(
-  `| Lane, no flood | ${f(without.p50, 1)} | ${f(without.p99, 1)} | 1.00 | ${f(without.jain, 4)} (n=${without.n}) |`,
-);
-console.log(
-  `| Lane, flood | ${f(withF.p50, 1)} | ${f(withF.p99, 1)} | ${f(withF.p99 / without.p99)} | ${f(withF.jain, 4)} (n=${withF.n}) |`,
-);
-console.log(
-  `| p-queue (FIFO), flood | ${f(pq.p50, 1)} | ${f(pq.p99, 1)} | ${f(pq.p99 / without.p99)} | – |`,
-);
+console.log("| tasks | µs per task (claim + complete) | × plain |");
+console.log("|---|---:|---:|");
+const plainUs = engineRows[0].us;
+for (const r of engineRows) {
+  const label =
+    r.mode === "plain"
+      ? "plain (no lane)"
+      : r.mode === "caller"
+        ? `lane, fair share over ${CALLERS} callers`
+        : 'lane, fairness "none"';
+  console.log(`| ${label} | ${f(r.us)} | ${f(r.us / plainUs)} |`);
+}

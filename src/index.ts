@@ -8,6 +8,7 @@ export type {
   RetentionOptions,
 } from "./core/engine.js";
 export type { EngineStats, StatsOptions } from "./core/stats.js";
+export type { EngineLane, EngineLaneOptions, EngineLaneStats } from "./core/engine-lanes.js";
 export { sqlite, SqliteStore } from "./stores/sqlite/sqlite-store.js";
 export type { SqliteStoreOptions } from "./stores/sqlite/sqlite-store.js";
 export { postgres, PostgresStore } from "./stores/postgres/postgres-store.js";

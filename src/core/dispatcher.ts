@@ -8,6 +8,7 @@ import { assertProgress } from "./task-request.js";
 import { runWithRequestId } from "./request-context.js";
 import { contextFrom, type Instruments } from "./telemetry.js";
 import type { Logger } from "./logger.js";
+import type { LaneClaim } from "../store/lanes.js";
 import type {
   ClaimRequest,
   ClaimedTask,
@@ -45,6 +46,10 @@ export interface DispatcherHost {
   readonly heartbeatMs: number;
   handlerFor(type: string): RegisteredType | undefined;
   registeredTypes(): string[];
+  /** Registered types outside lanes: the plain claim. */
+  plainTypes(): string[];
+  /** Registered laned types by lane: claimed through the store's lane claim. */
+  laneClaims(): LaneClaim[];
   emitChange(
     type: LoomEventType,
     ref: ClaimedTask | TaskChange,
@@ -224,17 +229,21 @@ export class Dispatcher implements AttemptHost {
     const maxInFlight = this.host.store.capabilities.concurrentExchanges ?? 1;
     if (this.inFlight >= maxInFlight) return;
     this.startBuffered();
-    const types = this.host.registeredTypes();
-    const canClaim = types.length > 0 && !this.claimInFlight;
+    const types = this.host.plainTypes();
+    const lanes = this.host.laneClaims();
+    const canClaim = (types.length > 0 || lanes.length > 0) && !this.claimInFlight;
     const limit = canClaim ? Math.max(0, this.freeSlots()) : 0;
     const prefetch =
       canClaim && this.accepting ? Math.max(0, this.host.prefetch - this.buffer.length) : 0;
     const claim: ClaimRequest | null =
-      limit > 0 || prefetch > 0 ? { engineName: this.host.name, types, limit, prefetch } : null;
+      limit > 0 || prefetch > 0
+        ? { engineName: this.host.name, types, limit, prefetch, ...(lanes.length ? { lanes } : {}) }
+        : null;
     const finished = this.finished;
     this.finished = [];
     if (finished.length === 0 && !claim) return this.maybeIdle();
-    if (claim && finished.length > 0 && maxInFlight - this.inFlight >= 2) {
+    // Not with lanes: their slots free only once the settlements commit, so settle, then claim.
+    if (claim && !claim.lanes && finished.length > 0 && maxInFlight - this.inFlight >= 2) {
       // Two round trips at once: the settlements, and the claim for what comes next.
       void this.runExchange(finished, null);
       void this.runExchange([], claim);
@@ -501,6 +510,17 @@ export class Dispatcher implements AttemptHost {
     attempt.abort(new CancelledError(id, reason));
     this.host.forgetResults(id);
     this.wake();
+  }
+
+  /**
+   * A lane claim chose this attempt to make room for higher-priority work: abort its handler
+   * and give the task back to `pending` (no retry used; the release frees the lane slot).
+   */
+  preempt(id: string, attemptId: string): void {
+    const attempt = this.running.get(id);
+    if (!attempt || attempt.done || attempt.claimed.attemptId !== attemptId) return;
+    attempt.abort(new CancelledError(id, "preempted by higher-priority work in its lane"));
+    this.finish(attempt, { kind: "release", id, attemptId }, null);
   }
 
   /** The attempt lost its lease (the store says another attempt or state owns the task). */

@@ -13,6 +13,13 @@ import {
   WaitTimeoutError,
 } from "./errors.js";
 import { EventBus } from "./events.js";
+import {
+  EngineLanes,
+  type EngineLane,
+  type EngineLaneOptions,
+  type EngineLaneStats,
+} from "./engine-lanes.js";
+import type { LaneClaim } from "../store/lanes.js";
 import { composeGate, defaultChecks } from "./gate.js";
 import { timeOrderedIds, type IdGenerator } from "./ids.js";
 import { silentLogger, type Logger } from "./logger.js";
@@ -176,6 +183,11 @@ export class Engine {
   private readonly retention: Required<RetentionOptions> | null;
   private readonly types = new Map<string, { reg: RegisteredType; settings: TypeSettings }>();
   private typeList: string[] = [];
+  /** Registered types outside lanes (the plain claim), and laned ones grouped by lane. */
+  private plainTypes: string[] = [];
+  private laneClaims: LaneClaim[] = [];
+  private readonly preemptibleTypes = new Set<string>();
+  private readonly laneRegistry: EngineLanes;
   private readonly dispatcher: Dispatcher;
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly results = new Map<string, unknown[]>();
@@ -245,6 +257,16 @@ export class Engine {
     this.store = opts.store;
     this.store.useLogger?.(this.logger);
     this.dispatcher = new Dispatcher(this.dispatcherHost());
+    this.laneRegistry = new EngineLanes({
+      store: this.store,
+      clock: this.clock,
+      logger: this.logger,
+      meter: this.instruments.meter,
+      whenReady: () => this.whenReady(),
+      wake: () => {
+        if (this.started) this.dispatcher.wake();
+      },
+    });
     this.ready = this.store.migrate().then(() => {
       this.isReady = true;
     });
@@ -369,6 +391,19 @@ export class Engine {
     const gate = toGate(opts.gate, this.defaultGate);
     this.types.set(type, { reg: { type, run, gate }, settings });
     this.typeList = [...this.types.keys()];
+    if (opts.preemptible === true) this.preemptibleTypes.add(type);
+    else this.preemptibleTypes.delete(type);
+    this.plainTypes = [];
+    const byLane = new Map<string, string[]>();
+    for (const [t, e] of this.types) {
+      if (e.settings.lane === null) this.plainTypes.push(t);
+      else byLane.set(e.settings.lane, [...(byLane.get(e.settings.lane) ?? []), t]);
+    }
+    this.laneClaims = [...byLane].map(([lane, types]) => {
+      const preemptible = types.filter((t) => this.preemptibleTypes.has(t));
+      return preemptible.length ? { lane, types, preemptible } : { lane, types };
+    });
+    if (settings.lane !== null) this.laneRegistry.watch(settings.lane);
     if (this.started) this.dispatcher.wake();
     return {
       type,
@@ -399,8 +434,8 @@ export class Engine {
     const type = assertName(req.type, `${at}type`);
     const entry = this.types.get(type);
     const settings = entry?.settings ?? this.defaults;
-    const build = (input: unknown) =>
-      toNewTask(req, input, {
+    const build = (input: unknown) => {
+      const row = toNewTask(req, input, {
         id: this.ids(),
         now,
         settings,
@@ -408,6 +443,10 @@ export class Engine {
         traceContext: ambient.traceContext,
         at,
       });
+      // Fair share in a lane is per caller; a task that names none shares its tenant's.
+      if (row.lane !== null && row.caller === null) row.caller = row.tenant;
+      return row;
+    };
     const input = validateInput(settings.schema, req.input, `${at}input`);
     return input instanceof Promise ? input.then(build) : build(input);
   }
@@ -479,6 +518,7 @@ export class Engine {
     const prepared = this.prepare(req, this.clock.now(), "");
     const row = prepared instanceof Promise ? await prepared : prepared;
     await this.whenReady();
+    if (row.lane !== null) await this.laneRegistry.admit(row, opts.maxWaitMs);
     const [outcome] = await this.store.insertTasks([row], opts.tx);
     this.afterInsert([row], [outcome!], opts.tx === undefined);
     return outcome!.id;
@@ -676,6 +716,9 @@ export class Engine {
   /** `{ position, etaMs }` of a pending task: 1-based place among ready tasks of its type. */
   async position(id: string): Promise<{ position: number; etaMs: number | null }> {
     await this.whenReady();
+    // A laned task: its place in fair-share order, its ETA from the lane's pace (docs/lanes.md).
+    const inLane = await this.laneRegistry.position(id);
+    if (inLane) return inLane;
     const pos = await this.store.queuePosition(id, this.clock.now());
     if (!pos) throw new TaskNotFoundError(id);
     if (!pos.queued) throw new NotQueuedError(id, pos.status);
@@ -701,6 +744,24 @@ export class Engine {
   }
 
   // ---------------------------------------------------------------- cancel
+
+  // ---------------------------------------------------------------- lanes
+
+  /**
+   * Declare or update a lane: its settings go to the store (the last writer wins) and hold for
+   * every process on it. Tasks of types registered with `{ lane: name }` run through it.
+   */
+  lane(name: string, opts: EngineLaneOptions): Promise<EngineLane> {
+    this.assertOpen();
+    return this.laneRegistry.declare(name, opts);
+  }
+
+  /** Lanes as every process sees them: `get(name)` (null if undeclared), `list()`, `handle(name)`. */
+  readonly lanes = {
+    get: (name: string): Promise<EngineLaneStats | null> => this.laneRegistry.find(name),
+    list: (): Promise<EngineLaneStats[]> => this.laneRegistry.list(),
+    handle: (name: string): EngineLane => this.laneRegistry.handle(name),
+  };
 
   /** Cancel one task (and its dependents). A running attempt sees `ctx.signal` abort. */
   async cancel(id: string, reason = "cancelled"): Promise<Task> {
@@ -844,6 +905,12 @@ export class Engine {
         if (changes.length < 500) break;
       }
       if ((await this.store.promoteDue(now)) > 0) this.dispatcher.wake();
+      await this.laneRegistry.refresh();
+      // Attempts here that a lane claim (in any process) chose to preempt: abort and re-queue.
+      if (this.started && this.preemptibleTypes.size > 0) {
+        for (const p of await this.store.preemptionsOf(this.name))
+          this.dispatcher.preempt(p.id, p.attemptId);
+      }
     } catch (err) {
       this.logger.error({ err }, "maintenance failed; will try again");
     }
@@ -1211,6 +1278,8 @@ export class Engine {
       },
       handlerFor: (type) => engine.types.get(type)?.reg,
       registeredTypes: () => engine.typeList,
+      plainTypes: () => engine.plainTypes,
+      laneClaims: () => engine.laneClaims,
       emitChange: (type, ref: ClaimedTask | TaskChange, status, error) =>
         engine.emitChange(type, ref, status, error),
       emitProgress: (attempt: Attempt, pct, note) => {

@@ -79,8 +79,14 @@ export class LaneBusyError extends LoomError {
     readonly lane: string,
     readonly etaMs: number,
     readonly maxWaitMs: number,
+    /** Set when the lane refused for another reason than the wait (e.g. its `maxQueue`). */
+    opts: { reason?: string } = {},
   ) {
-    super(`lane ${lane} is busy: expected wait ${Math.round(etaMs)} ms exceeds ${maxWaitMs} ms`);
+    super(
+      opts.reason
+        ? `lane ${lane} is busy: ${opts.reason}`
+        : `lane ${lane} is busy: expected wait ${Math.round(etaMs)} ms exceeds ${maxWaitMs} ms`,
+    );
   }
 }
 

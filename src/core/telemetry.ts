@@ -24,9 +24,12 @@ export class Instruments {
   readonly queueWait: Histogram;
   readonly runTime: Histogram;
   readonly tracer: Tracer;
+  /** For instruments other modules own (lane gauges). */
+  readonly meter: Meter;
 
   constructor(meter?: Meter, tracer?: Tracer) {
     const m = meter ?? metrics.getMeter("loomkit");
+    this.meter = m;
     this.tracer = tracer ?? trace.getTracer("loomkit");
     this.submitted = m.createCounter("loom.tasks.submitted", { description: "Tasks submitted" });
     this.completed = m.createCounter("loom.tasks.completed", { description: "Tasks completed" });

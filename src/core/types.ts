@@ -200,6 +200,12 @@ export interface RegisterOptions<I = unknown> {
   /** Replaces the engine's default gate; `false` turns the gate off for this type. */
   gate?: GateCheck | GateCheck[] | false;
   leaseMs?: number;
+  /**
+   * For a laned type whose lane has preemption on: a higher-priority task waiting at the full
+   * lane may abort a running attempt of this type (its `ctx.signal`) once it has run
+   * `minRuntimeMs`; it goes back to `pending` without using a retry.
+   */
+  preemptible?: boolean;
 }
 
 export interface SubmitOptions {

@@ -15,6 +15,7 @@ import { waitAllowanceMs } from "./schemas-engine.js";
 import { eventRoutes } from "./routes/events.js";
 import { flowRoutes } from "./routes/flows.js";
 import { scheduleRoutes } from "./routes/schedules.js";
+import { laneRoutes } from "./routes/lanes.js";
 import { taskRoutes } from "./routes/tasks.js";
 
 /** Hono's CORS options. */
@@ -149,6 +150,7 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
   flowRoutes(app, engine);
   scheduleRoutes(app, engine);
   engineRoutes(app, engine);
+  laneRoutes(app, engine);
   eventRoutes(app, hub, {
     maxPerToken: positiveInt(limits.sseConnectionsPerToken, 10, "sseConnectionsPerToken"),
     keepAliveMs: positiveInt(limits.sseKeepAliveMs, 15_000, "sseKeepAliveMs"),

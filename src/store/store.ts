@@ -1,5 +1,6 @@
 import type { Logger } from "../core/logger.js";
 import type { FlowStore, ScheduleStore } from "./flows.js";
+import type { LaneClaim, LaneStore } from "./lanes.js";
 import type {
   BackoffOptions,
   CrashPolicy,
@@ -20,7 +21,7 @@ import type { TaskStatsQuery, TaskStatsResult } from "./stats.js";
  * Times are epoch milliseconds passed in by the engine (its injected clock), never read from the
  * database server, so a manual clock in tests moves everything.
  */
-export interface Store {
+export interface Store extends LaneStore {
   /** `sqlite` or `postgres`: for logs and docs only, never for branching above the store. */
   readonly dialect: string;
   readonly capabilities: StoreCapabilities;
@@ -215,6 +216,11 @@ export interface ClaimRequest {
    * `"fail"`-policy task. Default 0.
    */
   prefetch?: number;
+  /**
+   * Laned types, claimed through their lanes first (fair share and the lane's concurrency,
+   * decided in the store across processes) into `running`, sharing `limit`. Never prefetched.
+   */
+  lanes?: LaneClaim[];
 }
 
 export interface ExchangeRequest {

@@ -98,6 +98,8 @@ describe.runIf(available)("PostgreSQL store", () => {
         "event_listeners",
         "flow_tasks",
         "flows",
+        "lane_callers",
+        "lanes",
         "migrations",
         "schedules",
         "task_deps",

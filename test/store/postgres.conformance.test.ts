@@ -35,6 +35,7 @@ if (!available) {
     async create() {
       await pgQuery(`TRUNCATE "${schema}".tasks, "${schema}".task_deps, "${schema}".task_types`);
       await pgQuery(`TRUNCATE "${schema}".flows, "${schema}".flow_tasks, "${schema}".schedules`);
+      await pgQuery(`TRUNCATE "${schema}".lanes, "${schema}".lane_callers`);
       return open();
     },
     async peer() {

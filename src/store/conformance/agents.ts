@@ -103,6 +103,12 @@ export function agentSuite(ctx: StoreContext): void {
       const t3 = newTask({ tenant: "t1", project: "p2", type: "b", lane: "l2", priority: 2 });
       const t4 = newTask({ tenant: "t1", project: "p1", type: "c", lane: null, priority: 3 });
       await insert(ctx.store, t1, t2, t3, t4);
+      // Laned tasks are claimable only through declared lanes with a free slot.
+      for (const name of ["l1", "l2"])
+        await ctx.store.saveLane(
+          { name, concurrency: 5, fairness: "caller", preemption: null, maxQueue: null },
+          T0,
+        );
       expect((await mustClaim({ agent: "a1", tenant: "t2" })).id).toBe(t2.id);
       expect((await mustClaim({ agent: "a2", tenant: "t1", project: "p2" })).id).toBe(t3.id);
       expect(await agentClaim({ agent: "a3", types: ["b"] })).toBeNull();

@@ -6,6 +6,7 @@ import { dispatchSuite } from "./dispatch.js";
 import { flowSuite } from "./flows.js";
 import { createContext, type StoreHarness } from "./fixtures.js";
 import { insertSuite } from "./insert.js";
+import { laneSuite } from "./lanes.js";
 import { maintenanceSuite } from "./maintenance.js";
 import { peerSuite } from "./peers.js";
 import { prefetchSuite } from "./prefetch.js";
@@ -41,5 +42,6 @@ export function runStoreConformance(name: string, harness: StoreHarness): void {
     peerSuite(ctx);
     flowSuite(ctx);
     statsSuite(ctx);
+    laneSuite(ctx);
   });
 }

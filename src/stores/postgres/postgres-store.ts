@@ -26,6 +26,8 @@ import type {
 import type { TaskStatsQuery, TaskStatsResult } from "../../store/stats.js";
 import { PostgresEventRelay } from "./event-relay.js";
 import { postgresTaskStats } from "./stats.js";
+import { PostgresLanes, type Run } from "./lanes.js";
+import type { LaneDef, LaneRank, LaneSnapshot } from "../../store/lanes.js";
 import { Notifier, type ListenConnection } from "./notifier.js";
 import {
   rowToTask,
@@ -190,10 +192,12 @@ export class PostgresStore implements Store {
   private closed: Promise<void> | null = null;
   private migration: Promise<void> | null = null;
   private migrated = false;
+  private readonly lanes: PostgresLanes;
 
   constructor(urlOrPool: string | pg.Pool, opts: PostgresStoreOptions = {}) {
     this.schema = assertIdentifier(opts.schema ?? "loom", "schema");
     this.s = `"${this.schema}"`;
+    this.lanes = new PostgresLanes(this.s);
     this.logger = opts.logger ?? silentLogger;
     this.ownLogger = opts.logger !== undefined;
     // The notifier and the relay read the logger when they log, so `useLogger` reaches them.
@@ -851,6 +855,90 @@ export class PostgresStore implements Store {
 
   async exchange(req: ExchangeRequest): Promise<ExchangeResult> {
     this.ensureOpen();
+    if (req.claim?.lanes?.length && req.claim.limit > 0) return this.exchangeWithLanes(req);
+    return this.plainExchange(req);
+  }
+
+  /**
+   * An engine with laned types: settle first (freeing lane slots), then claim through the lanes
+   * in a transaction of their own (each lane row locked in turn), then plain types with what is
+   * left. Engines without lanes never come here: their exchange stays one round trip.
+   */
+  private async exchangeWithLanes(req: ExchangeRequest): Promise<ExchangeResult> {
+    const claim = req.claim!;
+    const settled = req.settle.length
+      ? (await this.plainExchange({ now: req.now, settle: req.settle, claim: null })).settled
+      : [];
+    const laned = await this.tx("lane claim", (c) =>
+      this.lanes.claim<ExchangeRow>(
+        this.runner(c),
+        claim.lanes!,
+        claim.limit,
+        req.now,
+        claim.engineName,
+        claimNonce(),
+      ),
+    );
+    const claimed = laned.map(toClaimed);
+    const rest = claim.limit - claimed.length;
+    if (claim.types.length === 0 || (rest <= 0 && !claim.prefetch)) return { settled, claimed };
+    const plain = await this.plainExchange({
+      now: req.now,
+      settle: [],
+      claim: { ...claim, limit: Math.max(0, rest), lanes: undefined },
+    });
+    return { settled, claimed: claimed.concat(plain.claimed), prefetched: plain.prefetched };
+  }
+
+  /** A `Run` on one connection of a transaction. */
+  private runner(c: Queryable): Run {
+    return async <R>(text: string, values: unknown[], rowMode?: "array") => {
+      const config: pg.QueryConfig & { rowMode?: "array" } = { text, values, types: TYPES };
+      if (rowMode) config.rowMode = rowMode;
+      return (await c.query(config)).rows as R[];
+    };
+  }
+
+  async saveLane(def: Omit<LaneDef, "updatedAt">, now: number): Promise<LaneDef> {
+    this.ensureOpen();
+    return this.tx("save lane", (c) => this.lanes.save(this.runner(c), def, now));
+  }
+
+  async setLaneConcurrency(name: string, concurrency: number, now: number): Promise<boolean> {
+    this.ensureOpen();
+    return this.tx("set lane concurrency", (c) =>
+      this.lanes.setConcurrency(this.runner(c), name, concurrency, now),
+    );
+  }
+
+  async preemptionsOf(engineName: string): Promise<{ id: string; attemptId: string }[]> {
+    this.ensureOpen();
+    return this.tx("lane preemptions", (c) => this.lanes.preemptions(this.runner(c), engineName));
+  }
+
+  async listLanes(): Promise<LaneDef[]> {
+    this.ensureOpen();
+    return this.tx("list lanes", (c) => this.lanes.list(this.runner(c)));
+  }
+
+  async laneSnapshot(name: string, now: number): Promise<LaneSnapshot | null> {
+    this.ensureOpen();
+    // REPEATABLE READ: every count comes from one snapshot.
+    return this.tx("lane stats", async (c) => {
+      await c.query({ text: "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY" });
+      return this.lanes.snapshot(this.runner(c), name, now);
+    });
+  }
+
+  async laneRank(
+    target: { id: string } | { lane: string; caller: string; priority: number },
+    now: number,
+  ): Promise<LaneRank | null> {
+    this.ensureOpen();
+    return this.tx("lane position", (c) => this.lanes.rank(this.runner(c), target, now));
+  }
+
+  private async plainExchange(req: ExchangeRequest): Promise<ExchangeResult> {
     const settle = req.settle;
     const limit = Math.max(req.claim?.limit ?? 0, 0);
     const prefetch = Math.max(req.claim?.prefetch ?? 0, 0);
@@ -926,6 +1014,11 @@ export class PostgresStore implements Store {
     if (req.tenant !== undefined) extra.push(`r.tenant = ${p(req.tenant)}`);
     if (req.project !== undefined) extra.push(`r.project = ${p(req.project)}`);
     if (req.lanes?.length) extra.push(`r.lane = ANY(${p(req.lanes)}::text[])`);
+    // A laned task only while its lane has a free slot: the lane rows are locked (in the
+    // transaction below) before the free lanes are counted, as a lane claim does.
+    extra.push(`(r.lane IS NULL OR r.lane = ANY($${params.length + 1}::text[]))`);
+    params.push(null);
+    const freeLanesParam = params.length - 1;
     const filters = extra.map((c) => `AND ${c}`).join(" ");
     const types = req.types?.length ? req.types : null;
     const typeSource = types
@@ -962,6 +1055,7 @@ export class PostgresStore implements Store {
       await this.run(c, `SELECT pg_advisory_xact_lock(hashtext($1))`, [
         `loomkit:agent:${this.schema}:${req.agent}`,
       ]);
+      params[freeLanesParam] = (await this.lanes.lockFree(this.runner(c))) ?? [];
       const res = await this.run<TaskRow>(c, sql, params);
       const row = res.rows[0];
       return row ? rowToTask(row) : null;

@@ -26,6 +26,8 @@ import type {
 import type { TaskStatsQuery, TaskStatsResult } from "../../store/stats.js";
 import { SqliteEventRelay } from "./event-relay.js";
 import { sqliteTaskStats } from "./stats.js";
+import { SqliteLanes } from "./lanes.js";
+import type { LaneDef, LaneRank, LaneSnapshot } from "../../store/lanes.js";
 import {
   rowToTask,
   toChange,
@@ -198,6 +200,8 @@ export class SqliteStore implements Store {
   private lastDataVersion = 0;
   private stmts!: ReturnType<SqliteStore["prepare"]>;
   private eventRelay: SqliteEventRelay | undefined;
+  private lanes!: SqliteLanes;
+  private laneRotation = 0;
 
   /** Events between processes on this file (available once migrated). */
   get relay(): SqliteEventRelay | undefined {
@@ -252,6 +256,7 @@ export class SqliteStore implements Store {
     });
     apply.immediate();
     this.stmts = this.prepare();
+    this.lanes = new SqliteLanes(this.db, HOT_COLUMNS);
     for (const r of this.db.prepare("SELECT type FROM loom_task_types").all() as {
       type: string;
     }[]) {
@@ -533,7 +538,15 @@ export class SqliteStore implements Store {
       .transaction(() => {
         const settled = req.settle.length ? this.settleAll(req) : [];
         const claim = req.claim;
-        const claimed = claim && claim.limit > 0 ? this.claimInto("running", claim, req.now) : [];
+        // Laned types first: a lane bounds them, while plain types can fill whatever is left.
+        const laned =
+          claim?.lanes?.length && claim.limit > 0 ? this.claimLanes(claim, req.now) : [];
+        const plain = claim && claim.limit - laned.length > 0;
+        const claimed = plain
+          ? laned.concat(
+              this.claimInto("running", { ...claim, limit: claim.limit - laned.length }, req.now),
+            )
+          : laned;
         if (!claim || !claim.prefetch) return { settled, claimed };
         const prefetched = this.claimInto("claimed", { ...claim, limit: claim.prefetch }, req.now);
         return { settled, claimed, prefetched };
@@ -609,13 +622,38 @@ export class SqliteStore implements Store {
       );
       rows.length = Math.min(rows.length, claim.limit);
     }
+    return this.markRows(status, rows, claim.engineName, now);
+  }
+
+  /** Claim through lanes: fair share and concurrency decided here, under the write lock. */
+  private claimLanes(claim: ClaimRequest, now: number): ClaimedTask[] {
+    const rows = this.lanes.pick<HotRow>(claim.lanes!, claim.limit, now, this.laneRotation++);
+    const claimed = this.markRows("running", rows, claim.engineName, now);
+    if (claimed.length)
+      this.lanes.markPreemptible(
+        claimed.map((c) => c.id),
+        claim.lanes!.flatMap((l) => l.preemptible ?? []),
+      );
+    return claimed;
+  }
+
+  async preemptionsOf(engineName: string): Promise<{ id: string; attemptId: string }[]> {
+    this.ensureOpen();
+    return this.lanes.preemptions(engineName);
+  }
+
+  /** Mark the picked rows claimed or running under one new nonce; the claimed tasks, in order. */
+  private markRows(
+    status: "running" | "claimed",
+    rows: HotRow[],
+    engineName: string,
+    now: number,
+  ): ClaimedTask[] {
     if (rows.length === 0) return [];
     const nonce = claimNonce();
+    const mark = status === "running" ? this.stmts.markRunning : this.stmts.markClaimed;
     const ids = JSON.stringify(rows.map((r) => r[0]));
-    const marked =
-      status === "running"
-        ? this.stmts.markRunning.run(nonce, claim.engineName, now, now, now, ids).changes
-        : this.stmts.markClaimed.run(nonce, claim.engineName, now, now, now, ids).changes;
+    const marked = mark.run(nonce, engineName, now, now, now, ids).changes;
     if (marked !== rows.length)
       throw new StoreError(`claim marked ${marked} of ${rows.length} rows`);
     return rows.map((r) => {
@@ -624,6 +662,35 @@ export class SqliteStore implements Store {
       c.attemptId = `${nonce}.${c.attempt}`;
       return c;
     });
+  }
+
+  async saveLane(def: Omit<LaneDef, "updatedAt">, now: number): Promise<LaneDef> {
+    this.ensureOpen();
+    return this.lanes.save(def, now);
+  }
+
+  async setLaneConcurrency(name: string, concurrency: number, now: number): Promise<boolean> {
+    this.ensureOpen();
+    return this.lanes.setConcurrency(name, concurrency, now);
+  }
+
+  async listLanes(): Promise<LaneDef[]> {
+    this.ensureOpen();
+    return this.lanes.list();
+  }
+
+  async laneSnapshot(name: string, now: number): Promise<LaneSnapshot | null> {
+    this.ensureOpen();
+    // One read transaction: the counts are consistent with each other.
+    return this.db.transaction(() => this.lanes.snapshot(name, now))();
+  }
+
+  async laneRank(
+    target: { id: string } | { lane: string; caller: string; priority: number },
+    now: number,
+  ): Promise<LaneRank | null> {
+    this.ensureOpen();
+    return this.db.transaction(() => this.lanes.rank(target, now))();
   }
 
   async claimForAgent(req: AgentClaimRequest): Promise<Task | null> {
@@ -647,6 +714,9 @@ export class SqliteStore implements Store {
           extra.push(`lane IN (${req.lanes.map(() => "?").join(", ")})`);
           params.push(...req.lanes);
         }
+        // A laned task only while its lane has a free slot (counted under this write lock).
+        extra.push(`(lane IS NULL OR lane IN (SELECT value FROM json_each(?)))`);
+        params.push(JSON.stringify(this.lanes.withFreeSlots()));
         const sql = `SELECT id, priority, run_at FROM loom_tasks WHERE type = ? AND ${READY} AND run_at <= ?
         ${extra.map((c) => `AND ${c}`).join(" ")} ORDER BY priority DESC, run_at, id LIMIT 1`;
         const stmt = this.db.prepare(sql);
