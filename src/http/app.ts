@@ -4,7 +4,7 @@ import { cors } from "hono/cors";
 import type { Engine } from "../core/engine.js";
 import { ValidationError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { authenticate, tokenTable, type AuthEnv, type AuthOptions } from "./auth.js";
+import { authenticate, StoredTokens, tokenTable, type AuthEnv, type AuthOptions } from "./auth.js";
 import { renderDocs } from "./docs.js";
 import { httpProblem, problemResponse } from "./errors.js";
 import { EventHub } from "./event-hub.js";
@@ -42,6 +42,8 @@ export const API_VERSION = "v1";
 export interface BuiltApp {
   app: OpenAPIHono<AuthEnv>;
   hub: EventHub;
+  /** Set when `auth` is not given and the store keeps access tokens. */
+  stored: StoredTokens | null;
 }
 
 function positiveInt(
@@ -66,6 +68,9 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
   const bodyBytes = positiveInt(limits.bodyBytes, 1024 * 1024, "bodyBytes");
   const timeoutMs = positiveInt(limits.requestTimeoutMs, 30_000, "requestTimeoutMs", true);
   const table = opts.auth ? tokenTable(opts.auth) : null;
+  // Without `auth`, tokens stored by `loom token create` (if the store keeps any) guard the API.
+  const stored = !table && engine.store.tokens ? new StoredTokens(engine.store.tokens) : null;
+  const source = table ?? stored;
   const hub = new EventHub(engine, positiveInt(limits.sseBufferSize, 1000, "sseBufferSize"));
 
   const app = new OpenAPIHono<AuthEnv>({
@@ -110,7 +115,7 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
       },
     }),
   );
-  app.use("/api/*", authenticate(table));
+  app.use("/api/*", authenticate(source));
   if (timeoutMs > 0) {
     app.use("/api/*", async (c, next) => {
       if (c.req.path.endsWith("/events")) return next();
@@ -160,5 +165,5 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
   app.get("/openapi.json", (c) => c.json(document()));
   app.get("/docs", (c) => c.html(renderDocs(document())));
 
-  return { app, hub };
+  return { app, hub, stored };
 }

@@ -8,8 +8,10 @@ export interface Migration {
 }
 
 /**
- * Reads `NNN_name.sql` files from a folder, in order. Numbers must run 1, 2, 3… without gaps or
- * repeats, so a migration that was renamed or lost is caught before anything is applied.
+ * Reads `NNN_name.sql` files from a folder, in order. Numbers must be unique and increasing;
+ * gaps are allowed because features reserve their numbers ahead (003 lanes … 006 access tokens)
+ * and may land in any order. Each store records every applied number, so a late lower number is
+ * still applied once.
  */
 export function loadMigrations(dir: URL): Migration[] {
   const files = readdirSync(dir)
@@ -25,9 +27,10 @@ export function loadMigrations(dir: URL): Migration[] {
     };
   });
   migrations.forEach((m, i) => {
-    if (m.version !== i + 1) {
+    const before = migrations[i - 1];
+    if (m.version < 1 || (before && m.version <= before.version)) {
       throw new ValidationError(
-        `migrations must be numbered 1..n without gaps; found ${m.version} at position ${i + 1}`,
+        `migration numbers must be unique and start at 1; found ${m.version} after ${before?.version ?? "none"}`,
       );
     }
   });

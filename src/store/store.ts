@@ -8,6 +8,7 @@ import type {
   TaskFilter,
   TaskStatus,
 } from "../core/types.js";
+import type { TokenStore } from "./tokens.js";
 
 /**
  * The Store is everything Loom persists, as coarse domain operations: each method is one round
@@ -24,6 +25,8 @@ export interface Store {
   readonly capabilities: StoreCapabilities;
   /** Cross-process event relay, when the store offers one. */
   readonly relay?: EventRelay;
+  /** Stored access tokens (`loom token create`), when the store keeps them. */
+  readonly tokens?: TokenStore;
   /** The engine hands the store its logger (a store given its own logger keeps that one). */
   useLogger?(logger: Logger): void;
 
