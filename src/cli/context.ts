@@ -42,7 +42,7 @@ export function stderrLogger(o: Output, min: Level): Logger {
   const make = (level: Level): LogFn => {
     if (LEVELS.indexOf(level) < at) return () => {};
     const colour = level === "error" ? "red" : level === "warn" ? "yellow" : "gray";
-    return ((a: object | string, b?: string) => {
+    return (a: object | string, b?: string) => {
       const [fields, msg] = typeof a === "string" ? [undefined, a] : [a, b ?? ""];
       let extra = "";
       if (fields && Object.keys(fields).length) {
@@ -53,7 +53,7 @@ export function stderrLogger(o: Output, min: Level): Logger {
           );
       }
       o.err(`${paint(o, colour, level)} ${msg}${extra}`);
-    });
+    };
   };
   const logger: Logger = {
     trace: make("trace"),

@@ -44,11 +44,8 @@ export function cancelCommand(program: Command): void {
         if (ctx.o.json) ctx.o.data({ results });
         else {
           for (const r of results) {
-            ctx.o.out(
-              r.error
-                ? `${paint(ctx.o, "red", "✗")} ${r.id}: ${r.error}`
-                : `${paint(ctx.o, "green", "✓")} ${r.id} ${r.status}`,
-            );
+            if (r.error) ctx.o.err(`${paint(ctx.o, "red", "error:")} ${r.error}`);
+            else ctx.o.out(`${paint(ctx.o, "green", "cancelled")} ${r.id} (${r.status})`);
           }
         }
         const failed = results.filter((r) => r.error);
