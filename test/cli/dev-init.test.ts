@@ -52,6 +52,60 @@ describe("loom dev", () => {
   });
 });
 
+describe("loom serve", () => {
+  it("serves the API; once `loom token create` stored a token, requests need it", async () => {
+    const cwd = mkdtempSync(join(dir, "serve-"));
+    const refused = await loom(["serve", "--host", "0.0.0.0", "--port", "0"], { cwd });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/refusing to listen on 0\.0\.0\.0 without auth/);
+
+    const serve = startLoom(["--json", "serve", "--port", "0"], { cwd });
+    try {
+      const url = (await serve.waitFor(/"url": "(http:\/\/127\.0\.0\.1:\d+)"/))[1]!;
+      expect((await fetch(`${url}/api/v1/tasks`)).status).toBe(200);
+      const { token } = await loomJson<{ token: string }>(
+        ["token", "create", "--tenant", "acme", "--scopes", "read"],
+        { cwd },
+      );
+      expect((await fetch(`${url}/api/v1/tasks`)).status).toBe(401);
+      const ok = await fetch(`${url}/api/v1/tasks`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(ok.status).toBe(200);
+    } finally {
+      serve.child.kill("SIGTERM");
+    }
+    expect(await serve.exited).toBe(0);
+  });
+});
+
+describe("loom inspect --follow", () => {
+  it("prints the task's live events until it ends", async () => {
+    const cwd = mkdtempSync(join(dir, "follow-"));
+    writeFileSync(
+      join(cwd, "w.mjs"),
+      `export default (e) => e.register("slow", async (t, ctx) => {
+        await new Promise((r) => setTimeout(r, 300));
+        await ctx.progress(50, "halfway");
+        await new Promise((r) => setTimeout(r, 300));
+        return { ok: 1 };
+      });\n`,
+    );
+    const id = (await loom(["submit", "slow"], { cwd })).stdout.trim();
+    const follow = startLoom(["inspect", id, "--follow"], { cwd });
+    await follow.waitFor(/following live events/);
+    const worker = startLoom(["worker", "w.mjs", "--poll-interval", "50ms"], { cwd });
+    try {
+      expect(await follow.exited).toBe(0);
+      expect(follow.stdout()).toMatch(/task\.progress\s+running 50% halfway/);
+      expect(follow.stdout()).toMatch(/task\.completed\s+completed/);
+    } finally {
+      worker.child.kill("SIGTERM");
+    }
+    expect(await worker.exited).toBe(0);
+  });
+});
+
 describe("loom init and configuration precedence", () => {
   it("writes loom.config.json and a starter worker, refuses to overwrite without --force", async () => {
     const cwd = mkdtempSync(join(dir, "init-"));

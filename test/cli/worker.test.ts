@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine, postgres, sqlite, type Engine, type Store } from "../../src/index.js";
 import { dropSchema, PG_URL, pgAvailable, testSchema } from "../support/pg.js";
 import { until } from "../support/sqlite.js";
-import { ensureBuilt, startLoom } from "./support.js";
+import { ensureBuilt, loomJson, startLoom } from "./support.js";
 
 const pg = await pgAvailable();
 const schema = testSchema("cli_worker");
@@ -108,6 +108,29 @@ for (const store of stores) {
         second.child.kill("SIGINT");
         expect(await second.exited).toBe(0);
       }
+    });
+
+    it("recover --engine: a killed worker's running attempt gets its crash policy", async () => {
+      const id = await engine.submit({ type: "cli.slow", input: { n: -1 } });
+      // A handler that never ends, in a worker killed with SIGKILL (no drain).
+      writeFileSync(
+        join(dir, "stuck.mjs"),
+        `export default (e) => e.register("cli.slow", () => new Promise(() => {}));\n`,
+      );
+      const name = `ghost-${store.name}`;
+      const worker = startLoom(
+        [...store.args(dir), "worker", "stuck.mjs", "--name", name, "--poll-interval", "50ms"],
+        { cwd: dir },
+      );
+      await until(async () => (await engine.get(id)).status === "running", 20_000);
+      worker.child.kill("SIGKILL");
+      await worker.exited;
+      const out = await loomJson<{ recovered: number }>(
+        [...store.args(dir), "recover", "--engine", name],
+        { cwd: dir },
+      );
+      expect(out.recovered).toBe(1);
+      expect((await engine.get(id)).status).toBe("failed_crash");
     });
 
     it("refuses a missing or malformed worker module with exit 2", async () => {
