@@ -76,7 +76,7 @@ export function loom(
       { cwd: opts.cwd, env: cliEnv(opts.env), timeout: 60_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : null) : 0;
-        if (err && code === null) return reject(err);
+        if (err && code === null) return reject(new Error(err.message, { cause: err }));
         resolve({ code, stdout, stderr });
       },
     );
