@@ -133,6 +133,31 @@ for (const store of stores) {
       expect((await engine.get(id)).status).toBe("failed_crash");
     });
 
+    it("--lanes: only types registered with one of those lanes run here", async () => {
+      writeFileSync(
+        join(dir, "laned.mjs"),
+        `export default (e, info) => {
+          e.register("cli.fast", () => ({ lanes: info.lanes }), { lane: "fast" });
+          e.register("cli.other", () => "ran");
+        };\n`,
+      );
+      const fast = await engine.submit({ type: "cli.fast", input: null });
+      const other = await engine.submit({ type: "cli.other", input: null });
+      const worker = startLoom(
+        [...store.args(dir), "worker", "laned.mjs", "--lanes", "fast", "--poll-interval", "50ms"],
+        { cwd: dir },
+      );
+      try {
+        const done = await engine.wait(fast, { timeoutMs: 20_000 });
+        expect(done.result).toEqual({ lanes: ["fast"] });
+        expect((await engine.get(other)).status).toBe("pending");
+      } finally {
+        worker.child.kill("SIGTERM");
+      }
+      expect(await worker.exited).toBe(0);
+      expect((await engine.get(other)).status).toBe("pending");
+    });
+
     it("refuses a missing or malformed worker module with exit 2", async () => {
       const missing = startLoom([...store.args(dir), "worker", "nope.mjs"], { cwd: dir });
       expect(await missing.exited).toBe(2);

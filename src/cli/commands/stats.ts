@@ -5,7 +5,10 @@ import { withEngine } from "../context.js";
 import { paintStatus, table } from "../output.js";
 import { action } from "../run.js";
 
-/** Lane stats, when the engine has lanes (`engine.lanes.stats()` or similar lands later). */
+/**
+ * Lane stats, when the engine has them. COORDINATOR: once lanes land, replace this probe with
+ * the lanes helper's engine call that lists every lane's `LaneStats` (as GET /api/v1/stats does).
+ */
 async function laneStats(engine: Engine): Promise<unknown[]> {
   const lanes = (engine as unknown as { lanes?: { stats?: () => Promise<unknown[]> | unknown[] } })
     .lanes;
