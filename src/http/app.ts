@@ -155,7 +155,9 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
         "Durable tasks over HTTP. Errors are application/problem+json with a stable `code`. " +
         (table
           ? "Every /api route needs a bearer token bound to a tenant."
-          : "No authentication is configured."),
+          : stored
+            ? "Every /api route needs a bearer token bound to a tenant once one is stored (`loom token create`)."
+            : "No authentication is configured."),
     },
     ...(table ? { security: [{ bearer: [] }] } : {}),
   };

@@ -36,6 +36,12 @@ export async function ensureBuilt(): Promise<void> {
       mkdirSync(lock);
       break;
     } catch {
+      // A lock left by a run that died mid-build is stale after 5 minutes.
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 300_000) rmdirSync(lock);
+      } catch {
+        // gone meanwhile
+      }
       await new Promise((r) => setTimeout(r, 250));
     }
   }
