@@ -4,7 +4,7 @@ import { cors } from "hono/cors";
 import type { Engine } from "../core/engine.js";
 import { ValidationError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import { authenticate, tokenTable, type AuthEnv, type AuthOptions } from "./auth.js";
+import { authenticate, StoredTokens, tokenTable, type AuthEnv, type AuthOptions } from "./auth.js";
 import { dashboardRoutes } from "./dashboard.js";
 import { renderDocs } from "./docs.js";
 import { httpProblem, problemResponse } from "./errors.js";
@@ -48,6 +48,8 @@ export const API_VERSION = "v1";
 export interface BuiltApp {
   app: OpenAPIHono<AuthEnv>;
   hub: EventHub;
+  /** Set when `auth` is not given and the store keeps access tokens. */
+  stored: StoredTokens | null;
 }
 
 function positiveInt(
@@ -72,6 +74,9 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
   const bodyBytes = positiveInt(limits.bodyBytes, 1024 * 1024, "bodyBytes");
   const timeoutMs = positiveInt(limits.requestTimeoutMs, 30_000, "requestTimeoutMs", true);
   const table = opts.auth ? tokenTable(opts.auth) : null;
+  // Without `auth`, tokens stored by `loom token create` (if the store keeps any) guard the API.
+  const stored = !table && engine.store.tokens ? new StoredTokens(engine.store.tokens) : null;
+  const source = table ?? stored;
   const hub = new EventHub(engine, positiveInt(limits.sseBufferSize, 1000, "sseBufferSize"));
 
   const app = new OpenAPIHono<AuthEnv>({
@@ -143,7 +148,7 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
       },
     }),
   );
-  app.use("/api/*", authenticate(table));
+  app.use("/api/*", authenticate(source));
 
   taskRoutes(app, engine);
   agentRoutes(app, engine);
@@ -170,7 +175,9 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
         "Durable tasks over HTTP. Errors are application/problem+json with a stable `code`. " +
         (table
           ? "Every /api route needs a bearer token bound to a tenant."
-          : "No authentication is configured."),
+          : stored
+            ? "Every /api route needs a bearer token bound to a tenant once one is stored (`loom token create`)."
+            : "No authentication is configured."),
     },
     ...(table ? { security: [{ bearer: [] }] } : {}),
   };
@@ -181,5 +188,5 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
   app.get("/docs", (c) => c.html(renderDocs(document())));
   dashboardRoutes(app);
 
-  return { app, hub };
+  return { app, hub, stored };
 }

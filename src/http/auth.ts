@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import type { AccessToken, TokenStore } from "../store/tokens.js";
 import { httpProblem } from "./errors.js";
 
 export const SCOPES = ["read", "write", "agent"] as const;
@@ -75,16 +76,48 @@ export function tokenTable(auth: AuthOptions): Map<string, Principal> {
 
 export type AuthEnv = { Variables: { principal: Principal } };
 
+/** A principal from a token stored by `loom token create`. */
+export function storedPrincipal(t: AccessToken, hash: string): Principal {
+  return {
+    tenant: t.tenant,
+    project: t.project ?? undefined,
+    scopes: new Set(t.scopes.filter((s): s is Scope => (SCOPES as readonly string[]).includes(s))),
+    key: hash.slice(0, 16),
+  };
+}
+
+/**
+ * Tokens stored by `loom token create`, looked up on every request (one indexed read), so a
+ * revocation applies at once. While none is active, callers are anonymous, unless the server
+ * listens beyond loopback: then `allowAnonymous` is turned off for good.
+ */
+export class StoredTokens {
+  allowAnonymous = true;
+  constructor(readonly store: TokenStore) {}
+}
+
+/** Where principals come from: a configured table, the store's tokens, or nobody (`null`). */
+export type TokenSource = Map<string, Principal> | StoredTokens | null;
+
 /** Resolves the bearer token to a principal; 401 without a known token. */
-export function authenticate(table: Map<string, Principal> | null): MiddlewareHandler<AuthEnv> {
+export function authenticate(source: TokenSource): MiddlewareHandler<AuthEnv> {
   return async (c, next) => {
-    if (!table) {
+    if (!source) {
       c.set("principal", ANONYMOUS);
       return next();
     }
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    const principal = match ? table.get(sha256Hex(match[1]!)) : undefined;
+    let principal: Principal | undefined;
+    if (source instanceof Map) {
+      principal = match ? source.get(sha256Hex(match[1]!)) : undefined;
+    } else if (match) {
+      const hash = sha256Hex(match[1]!);
+      const row = await source.store.findActiveByHash(hash);
+      principal = row ? storedPrincipal(row, hash) : undefined;
+    } else if (source.allowAnonymous && !(await source.store.hasActiveTokens())) {
+      principal = ANONYMOUS;
+    }
     if (!principal) {
       throw httpProblem(
         401,

@@ -10,6 +10,8 @@ export type { AuthOptions, TokenConfig, Scope, Principal } from "./auth.js";
 export { sha256Hex as hashToken } from "./auth.js";
 export type { Problem } from "./errors.js";
 export { renderDocs } from "./docs.js";
+export { issueAccessToken, tokenStoreOf, type IssueTokenOptions } from "./stored-tokens.js";
+export type { AccessToken, TokenStore } from "../store/tokens.js";
 
 export interface RunningServer {
   url: string;
@@ -37,14 +39,25 @@ export const DEFAULT_HOST = "127.0.0.1";
  * document at `/openapi.json` and a reference at `/docs`.
  */
 export function createServer(engine: Engine, opts: ServerOptions = {}): LoomServer {
-  const { app, hub } = buildApp(engine, opts);
+  const { app, hub, stored } = buildApp(engine, opts);
   const logger = opts.logger ?? engine.logger;
   const fetch = (req: Request) => app.fetch(req);
 
   const listen = (port = DEFAULT_PORT, host = DEFAULT_HOST): Promise<RunningServer> => {
-    if (!opts.auth && !LOOPBACK.has(host)) {
+    if (opts.auth || !stored) return start(port, host, Boolean(opts.auth));
+    // Stored tokens guard the API once one exists; beyond loopback they must, for good.
+    return stored.store.hasActiveTokens().then((active) => {
+      if (active && !LOOPBACK.has(host)) stored.allowAnonymous = false;
+      return start(port, host, active);
+    });
+  };
+
+  const start = (port: number, host: string, guarded: boolean): Promise<RunningServer> => {
+    if (!guarded && !LOOPBACK.has(host)) {
       return Promise.reject(
-        new Error(`refusing to listen on ${host} without auth: configure tokens, or use 127.0.0.1`),
+        new Error(
+          `refusing to listen on ${host} without auth: configure tokens (or create one with \`loom token create\`), or use 127.0.0.1`,
+        ),
       );
     }
     return new Promise((resolve, reject) => {
@@ -52,7 +65,7 @@ export function createServer(engine: Engine, opts: ServerOptions = {}): LoomServ
         server.off("error", reject);
         const shown = info.family === "IPv6" ? `[${info.address}]` : info.address;
         const url = `http://${shown}:${info.port}`;
-        if (!opts.auth) {
+        if (!guarded) {
           logger.warn(
             { url },
             "loom http: no auth configured; listening on loopback only, unauthenticated",

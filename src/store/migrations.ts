@@ -8,9 +8,10 @@ export interface Migration {
 }
 
 /**
- * Reads `NNN_name.sql` files from a folder, in order. Numbers must strictly increase (no
- * repeats), so two files claiming one number are caught before anything is applied. Gaps are
- * allowed: numbers are reserved per feature (003 lanes, 004 workflows, 005 flows and schedules…).
+ * Reads `NNN_name.sql` files from a folder, in order. Numbers must be unique and increasing;
+ * gaps are allowed because features reserve their numbers ahead (003 lanes … 006 access tokens)
+ * and may land in any order. Each store records every applied number, so a late lower number is
+ * still applied once.
  */
 export function loadMigrations(dir: URL): Migration[] {
   const files = readdirSync(dir)
@@ -26,10 +27,10 @@ export function loadMigrations(dir: URL): Migration[] {
     };
   });
   migrations.forEach((m, i) => {
-    const previous = i === 0 ? 0 : migrations[i - 1]!.version;
-    if (m.version <= previous) {
+    const before = migrations[i - 1];
+    if (m.version < 1 || (before && m.version <= before.version)) {
       throw new ValidationError(
-        `migration numbers must strictly increase; found ${m.version} after ${previous}`,
+        `migration numbers must be unique and start at 1; found ${m.version} after ${before?.version ?? "none"}`,
       );
     }
   });

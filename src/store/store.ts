@@ -11,6 +11,7 @@ import type {
   TaskStatus,
 } from "../core/types.js";
 import type { TaskStatsQuery, TaskStatsResult } from "./stats.js";
+import type { TokenStore } from "./tokens.js";
 
 /**
  * The Store is everything Loom persists, as coarse domain operations: each method is one round
@@ -31,6 +32,8 @@ export interface Store extends LaneStore {
   readonly flows: FlowStore;
   /** Cron schedules: see `store/flows.ts`. */
   readonly schedules: ScheduleStore;
+  /** Stored access tokens (`loom token create`), when the store keeps them. */
+  readonly tokens?: TokenStore;
   /** The engine hands the store its logger (a store given its own logger keeps that one). */
   useLogger?(logger: Logger): void;
 

@@ -12,6 +12,7 @@ import { peerSuite } from "./peers.js";
 import { prefetchSuite } from "./prefetch.js";
 import { readSuite } from "./reads.js";
 import { statsSuite } from "./stats.js";
+import { tokenSuite } from "./tokens.js";
 
 export type { StoreHarness, StoreContext } from "./fixtures.js";
 export { T0, newTask, nextId } from "./fixtures.js";
@@ -43,5 +44,6 @@ export function runStoreConformance(name: string, harness: StoreHarness): void {
     flowSuite(ctx);
     statsSuite(ctx);
     laneSuite(ctx);
+    tokenSuite(ctx);
   });
 }

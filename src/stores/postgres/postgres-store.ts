@@ -6,6 +6,8 @@ import { silentLogger, type Logger } from "../../core/logger.js";
 import type { Page, Task, TaskFilter, TaskStatus } from "../../core/types.js";
 import { encodeCursor, filterSql, pageSize, type FilterDialect } from "../../store/filter.js";
 import { assertIdentifier, loadMigrations } from "../../store/migrations.js";
+import type { TokenStore } from "../../store/tokens.js";
+import { PostgresTokenStore } from "./tokens.js";
 import type {
   AgentClaimRequest,
   AttemptRef,
@@ -276,6 +278,13 @@ export class PostgresStore implements Store {
     return this.closed || !this.migrated ? undefined : this.eventRelay;
   }
 
+  private tokenStore: PostgresTokenStore | undefined;
+
+  /** Stored access tokens (migration 006). */
+  get tokens(): TokenStore {
+    return (this.tokenStore ??= new PostgresTokenStore(this.pool, this.s, () => this.migrate()));
+  }
+
   /** Log through the engine's logger, unless this store was given a `logger` of its own. */
   useLogger(logger: Logger): void {
     if (!this.ownLogger) this.logger = logger;
@@ -446,7 +455,8 @@ export class PostgresStore implements Store {
         );
         this.logger.info({ schema: this.schema, version: m.version, name: m.name }, "migrated");
       }
-      const newer = [...done].filter((v) => v > (migrations.at(-1)?.version ?? 0));
+      const known = new Set(migrations.map((m) => m.version));
+      const newer = [...done].filter((v) => !known.has(v));
       if (newer.length) {
         this.logger.warn(
           { schema: this.schema, versions: newer },

@@ -7,6 +7,8 @@ import { StoreError, ValidationError } from "../../core/errors.js";
 import type { Page, Task, TaskFilter, TaskStatus } from "../../core/types.js";
 import { encodeCursor, filterSql, pageSize, type FilterDialect } from "../../store/filter.js";
 import { loadMigrations } from "../../store/migrations.js";
+import type { TokenStore } from "../../store/tokens.js";
+import { SqliteTokenStore } from "./tokens.js";
 import type {
   AgentClaimRequest,
   AttemptRef,
@@ -202,6 +204,13 @@ export class SqliteStore implements Store {
   private eventRelay: SqliteEventRelay | undefined;
   private lanes!: SqliteLanes;
   private laneRotation = 0;
+
+  private tokenStore: SqliteTokenStore | undefined;
+
+  /** Stored access tokens (migration 006). */
+  get tokens(): TokenStore {
+    return (this.tokenStore ??= new SqliteTokenStore(this.db, () => this.migrate()));
+  }
 
   /** Events between processes on this file (available once migrated). */
   get relay(): SqliteEventRelay | undefined {
