@@ -8,6 +8,7 @@ import type {
   TaskFilter,
   TaskStatus,
 } from "../core/types.js";
+import type { WorkflowStore } from "./workflows.js";
 
 /**
  * The Store is everything Loom persists, as coarse domain operations: each method is one round
@@ -18,7 +19,7 @@ import type {
  * Times are epoch milliseconds passed in by the engine (its injected clock), never read from the
  * database server, so a manual clock in tests moves everything.
  */
-export interface Store {
+export interface Store extends WorkflowStore {
   /** `sqlite` or `postgres`: for logs and docs only, never for branching above the store. */
   readonly dialect: string;
   readonly capabilities: StoreCapabilities;
