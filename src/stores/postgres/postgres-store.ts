@@ -22,6 +22,8 @@ import type {
   TouchRequest,
 } from "../../store/store.js";
 import { PostgresEventRelay } from "./event-relay.js";
+import { PgWorkflows } from "./workflows.js";
+import type { Checkpoint, NewWorkflowRun, WorkflowRunFilter } from "../../store/workflows.js";
 import { Notifier, type ListenConnection } from "./notifier.js";
 import {
   rowToTask,
@@ -184,10 +186,32 @@ export class PostgresStore implements Store {
   private closed: Promise<void> | null = null;
   private migration: Promise<void> | null = null;
   private migrated = false;
+  private readonly wf: PgWorkflows;
+  private wfPlumbing() {
+    return {
+      s: this.s,
+      tx: <T>(what: string, fn: (c: Queryable) => Promise<T>) => this.tx(what, fn),
+      run: <R extends pg.QueryResultRow>(
+        c: Queryable,
+        text: string,
+        values?: unknown[],
+        name?: string,
+      ) => this.run<R>(c, text, values, name),
+      q: <R extends pg.QueryResultRow>(
+        what: string,
+        text: string,
+        values: unknown[],
+        name?: string,
+      ) => this.q<R>(what, text, values, name),
+      insertTasks: (c: Queryable, tasks: NewTask[]) => this.insertInCallerTx(c, tasks),
+      notify: (c: Queryable) => this.notify(c),
+    };
+  }
 
   constructor(urlOrPool: string | pg.Pool, opts: PostgresStoreOptions = {}) {
     this.schema = assertIdentifier(opts.schema ?? "loom", "schema");
     this.s = `"${this.schema}"`;
+    this.wf = new PgWorkflows(this.wfPlumbing());
     this.logger = opts.logger ?? silentLogger;
     this.ownLogger = opts.logger !== undefined;
     // The notifier and the relay read the logger when they log, so `useLogger` reaches them.
@@ -436,7 +460,8 @@ export class PostgresStore implements Store {
         );
         this.logger.info({ schema: this.schema, version: m.version, name: m.name }, "migrated");
       }
-      const newer = [...done].filter((v) => v > migrations.length);
+      const known = new Set(migrations.map((m) => m.version));
+      const newer = [...done].filter((v) => !known.has(v));
       if (newer.length) {
         this.logger.warn(
           { schema: this.schema, versions: newer },
@@ -1117,6 +1142,37 @@ export class PostgresStore implements Store {
       if (changes.length) await this.notify(c);
       return changes;
     });
+  }
+
+  // ---------------------------------------------------------------- workflows (see workflows.ts)
+
+  createWorkflowRun(run: NewWorkflowRun) {
+    this.ensureOpen();
+    return this.wf.createWorkflowRun(run);
+  }
+  getWorkflowRun(id: string) {
+    this.ensureOpen();
+    return this.wf.getWorkflowRun(id);
+  }
+  loadWorkflow(id: string) {
+    this.ensureOpen();
+    return this.wf.loadWorkflow(id);
+  }
+  listWorkflowRuns(filter: WorkflowRunFilter) {
+    this.ensureOpen();
+    return this.wf.listWorkflowRuns(filter);
+  }
+  appendCheckpoints(checkpoints: Checkpoint[]) {
+    this.ensureOpen();
+    return this.wf.appendCheckpoints(checkpoints);
+  }
+  signalWorkflow(id: string, name: string, data: string | null, now: number) {
+    this.ensureOpen();
+    return this.wf.signalWorkflow(id, name, data, now);
+  }
+  cancelWorkflow(id: string, reason: string, now: number) {
+    this.ensureOpen();
+    return this.wf.cancelWorkflow(id, reason, now);
   }
 
   private async notify(c: Queryable): Promise<void> {

@@ -1,0 +1,303 @@
+import type pg from "pg";
+import type { Page } from "../../core/types.js";
+import { decodeCursor, encodeCursor } from "../../store/filter.js";
+import type { NewTask } from "../../store/store.js";
+import { runFilterParts, workflowPageSize } from "../../store/workflow-rows.js";
+import type {
+  Checkpoint,
+  HistoryRow,
+  NewWorkflowRun,
+  SignalRow,
+  WorkflowRunFilter,
+  WorkflowRunRow,
+  WorkflowStatus,
+  WorkflowStore,
+} from "../../store/workflows.js";
+
+interface Queryable {
+  query(config: pg.QueryConfig): Promise<pg.QueryResult>;
+}
+
+/** What the workflow operations borrow from the PostgreSQL store. */
+export interface PgPlumbing {
+  /** Quoted schema name. */
+  s: string;
+  tx<T>(what: string, fn: (c: Queryable) => Promise<T>): Promise<T>;
+  run<R extends pg.QueryResultRow>(
+    c: Queryable,
+    text: string,
+    values?: unknown[],
+    name?: string,
+  ): Promise<pg.QueryResult<R>>;
+  q<R extends pg.QueryResultRow>(
+    what: string,
+    text: string,
+    values: unknown[],
+    name?: string,
+  ): Promise<pg.QueryResult<R>>;
+  insertTasks(c: Queryable, tasks: NewTask[]): Promise<unknown>;
+  notify(c: Queryable): Promise<void>;
+}
+
+const TERMINAL = `('completed', 'failed', 'cancelled')`;
+const RUN_COLUMNS = `id, name, version, status, input, result, error, state, tenant, project,
+  parent_id AS "parentId", waiting_for AS "waitingFor", history_len AS "historyLen",
+  created_at AS "createdAt", updated_at AS "updatedAt", completed_at AS "completedAt"`;
+
+/**
+ * The PostgreSQL side of workflows. Activities wake their run through a trigger on tasks
+ * (migration 004), so the exchange function stays as it is.
+ */
+export class PgWorkflows implements WorkflowStore {
+  constructor(private readonly p: PgPlumbing) {}
+
+  private wake(c: Queryable, id: string, at: number, now: number) {
+    return this.p.run(c, `SELECT ${this.p.s}.wake_workflow($1, $2, $3)`, [id, at, now], "wf_wake");
+  }
+
+  async createWorkflowRun(run: NewWorkflowRun) {
+    return this.p.tx("workflow start", async (c) => {
+      const created = await this.createIn(c, run);
+      if (created) await this.p.notify(c);
+      const row = (
+        await this.p.run<WorkflowRunRow>(
+          c,
+          `SELECT ${RUN_COLUMNS} FROM ${this.p.s}.workflows WHERE id = $1`,
+          [run.id],
+          "wf_get",
+        )
+      ).rows[0]!;
+      return { run: row, created };
+    });
+  }
+
+  private async createIn(c: Queryable, run: NewWorkflowRun): Promise<boolean> {
+    const s = this.p.s;
+    const res = await this.p.run<{ n: number }>(
+      c,
+      `WITH ins AS (
+         INSERT INTO ${s}.workflows (id, name, version, status, input, tenant, project, parent_id,
+           history_len, lease_ms, created_at, updated_at)
+         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, 1, $8, $9, $9) ON CONFLICT DO NOTHING
+         RETURNING id
+       ), ev AS (
+         INSERT INTO ${s}.workflow_history (workflow_id, pos, seq, kind, name, data, at)
+         SELECT id, 0, 0, 'WORKFLOW_STARTED', $2, $4, $9 FROM ins
+       )
+       SELECT count(*)::integer AS n FROM ins`,
+      [
+        run.id,
+        run.name,
+        run.version,
+        run.input,
+        run.tenant,
+        run.project,
+        run.parentId,
+        Math.round(run.leaseMs),
+        Math.round(run.now),
+      ],
+      "wf_create",
+    );
+    if (res.rows[0]!.n === 0) return false;
+    await this.wake(c, run.id, run.now, run.now);
+    return true;
+  }
+
+  async getWorkflowRun(id: string) {
+    const res = await this.p.q<WorkflowRunRow>(
+      "workflow read",
+      `SELECT ${RUN_COLUMNS} FROM ${this.p.s}.workflows WHERE id = $1`,
+      [id],
+      "wf_get",
+    );
+    return res.rows[0] ?? null;
+  }
+
+  async loadWorkflow(id: string) {
+    const s = this.p.s;
+    // One round trip: the run, its history and its signals as JSON arrays.
+    const res = await this.p.q<{
+      run: WorkflowRunRow | null;
+      history: HistoryRow[] | null;
+      signals: SignalRow[] | null;
+    }>(
+      "workflow load",
+      `SELECT
+         (SELECT row_to_json(r) FROM (SELECT ${RUN_COLUMNS} FROM ${s}.workflows WHERE id = $1) r) AS run,
+         (SELECT json_agg(json_build_array(seq, kind, name, data, at) ORDER BY pos)
+            FROM ${s}.workflow_history WHERE workflow_id = $1) AS history,
+         (SELECT json_agg(json_build_array(name, data, at) ORDER BY pos)
+            FROM ${s}.workflow_signals WHERE workflow_id = $1) AS signals`,
+      [id],
+      "wf_load",
+    );
+    const row = res.rows[0]!;
+    if (!row.run) return null;
+    const history = (
+      (row.history ?? []) as unknown as [number, string, string | null, string | null, number][]
+    ).map(([seq, kind, name, data, at]) => ({ seq, kind, name, data, at: Number(at) }));
+    const signals = ((row.signals ?? []) as unknown as [string, string | null, number][]).map(
+      ([name, data, at]) => ({ name, data, at: Number(at) }),
+    );
+    return { run: fixRun(row.run), history, signals };
+  }
+
+  async listWorkflowRuns(filter: WorkflowRunFilter): Promise<Page<WorkflowRunRow>> {
+    const limit = workflowPageSize(filter);
+    const params: unknown[] = [];
+    const param = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    const where = runFilterParts(filter, param);
+    if (filter.cursor) where.push(`id < ${param(decodeCursor(filter.cursor))}`);
+    const sql = `SELECT ${RUN_COLUMNS} FROM ${this.p.s}.workflows
+      ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ${limit + 1}`;
+    const rows = (await this.p.q<WorkflowRunRow>("workflow list", sql, params)).rows;
+    const more = rows.length > limit;
+    const items = more ? rows.slice(0, limit) : rows;
+    return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!.id) : null };
+  }
+
+  async appendCheckpoints(checkpoints: Checkpoint[]): Promise<boolean[]> {
+    return this.p.tx("workflow checkpoint", async (c) => {
+      const out: boolean[] = [];
+      let notify = false;
+      for (const cp of checkpoints) {
+        const ok = await this.applyCheckpoint(c, cp);
+        out.push(ok);
+        if (ok && (cp.wakeAt !== null || cp.tasks.length || cp.children.length)) notify = true;
+      }
+      if (notify) await this.p.notify(c);
+      return out;
+    });
+  }
+
+  private async applyCheckpoint(c: Queryable, cp: Checkpoint): Promise<boolean> {
+    const s = this.p.s;
+    const terminal =
+      cp.status === "completed" || cp.status === "failed" || cp.status === "cancelled";
+    const e = cp.events;
+    const res = await this.p.run<{ parent_id: string | null }>(
+      c,
+      `WITH u AS (
+         UPDATE ${s}.workflows SET status = $3, result = coalesce($4, result), error = $5,
+           state = coalesce($6, state), waiting_for = $7, history_len = $8, updated_at = $9,
+           completed_at = $10
+         WHERE id = $1 AND history_len = $2 AND status NOT IN ${TERMINAL}
+         RETURNING parent_id
+       ), ev AS (
+         INSERT INTO ${s}.workflow_history (workflow_id, pos, seq, kind, name, data, at)
+         SELECT $1, $2 + e.o - 1, e.seq, e.kind, e.name, e.data, e.at
+           FROM unnest($11::integer[], $12::text[], $13::text[], $14::text[], $15::bigint[])
+                WITH ORDINALITY AS e(seq, kind, name, data, at, o)
+          WHERE EXISTS (SELECT 1 FROM u)
+       )
+       SELECT parent_id FROM u`,
+      [
+        cp.workflowId,
+        cp.expectedLen,
+        cp.status,
+        cp.result ?? null,
+        cp.error ?? null,
+        cp.state ?? null,
+        cp.waitingFor,
+        cp.expectedLen + e.length,
+        Math.round(cp.now),
+        terminal ? Math.round(cp.now) : null,
+        e.map((x) => x.seq),
+        e.map((x) => x.kind),
+        e.map((x) => x.name),
+        e.map((x) => x.data),
+        e.map((x) => Math.round(x.at)),
+      ],
+      "wf_checkpoint",
+    );
+    const row = res.rows[0];
+    if (!row) return false;
+    if (cp.tasks.length) await this.p.insertTasks(c, cp.tasks);
+    for (const child of cp.children) await this.createIn(c, child);
+    if (cp.wakeAt !== null)
+      await this.wake(c, cp.workflowId, Math.round(cp.wakeAt), Math.round(cp.now));
+    if (terminal && row.parent_id !== null)
+      await this.wake(c, row.parent_id, Math.round(cp.now), Math.round(cp.now));
+    return true;
+  }
+
+  async signalWorkflow(id: string, name: string, data: string | null, now: number) {
+    const s = this.p.s;
+    return this.p.tx("workflow signal", async (c): Promise<WorkflowStatus | null> => {
+      const res = await this.p.run<{ status: WorkflowStatus }>(
+        c,
+        `SELECT status FROM ${s}.workflows WHERE id = $1 FOR UPDATE`,
+        [id],
+      );
+      const status = res.rows[0]?.status;
+      if (status === undefined) return null;
+      if (status === "completed" || status === "failed" || status === "cancelled") return status;
+      await this.p.run(
+        c,
+        `INSERT INTO ${s}.workflow_signals (workflow_id, pos, name, data, at)
+         VALUES ($1, (SELECT coalesce(max(pos), -1) + 1 FROM ${s}.workflow_signals WHERE workflow_id = $1), $2, $3, $4)`,
+        [id, name, data, Math.round(now)],
+      );
+      await this.wake(c, id, Math.round(now), Math.round(now));
+      await this.p.notify(c);
+      return status;
+    });
+  }
+
+  async cancelWorkflow(id: string, reason: string, now: number) {
+    const s = this.p.s;
+    const at = Math.round(now);
+    return this.p.tx("workflow cancel", async (c): Promise<string[] | null> => {
+      const found = await this.p.run<{ parent_id: string | null }>(
+        c,
+        `SELECT parent_id FROM ${s}.workflows WHERE id = $1`,
+        [id],
+      );
+      if (found.rowCount === 0) return null;
+      const cancelled: string[] = [];
+      const visit = async (runId: string, why: string): Promise<void> => {
+        const res = await this.p.run<{ history_len: number }>(
+          c,
+          `UPDATE ${s}.workflows SET status = 'cancelled', error = $2, waiting_for = NULL,
+             history_len = history_len + 1, updated_at = $3, completed_at = $3
+           WHERE id = $1 AND status NOT IN ${TERMINAL} RETURNING history_len`,
+          [runId, why, at],
+        );
+        const row = res.rows[0];
+        if (!row) return;
+        cancelled.push(runId);
+        await this.p.run(
+          c,
+          `INSERT INTO ${s}.workflow_history (workflow_id, pos, seq, kind, name, data, at)
+           VALUES ($1, $2, -1, 'WORKFLOW_CANCELLED', NULL, $3, $4)`,
+          [runId, row.history_len - 1, JSON.stringify({ reason: why }), at],
+        );
+        const children = await this.p.run<{ id: string }>(
+          c,
+          `SELECT id FROM ${s}.workflows WHERE parent_id = $1 AND status NOT IN ${TERMINAL}`,
+          [runId],
+        );
+        for (const ch of children.rows) await visit(ch.id, `parent ${runId} was cancelled`);
+      };
+      await visit(id, reason);
+      const parent = found.rows[0]!.parent_id;
+      if (cancelled.length && parent) await this.wake(c, parent, at, at);
+      if (cancelled.length) await this.p.notify(c);
+      return cancelled;
+    });
+  }
+}
+
+/** bigint columns arrive parsed by the store's type parser; JSON-built rows need numbers made. */
+function fixRun(r: WorkflowRunRow): WorkflowRunRow {
+  return {
+    ...r,
+    historyLen: Number(r.historyLen),
+    createdAt: Number(r.createdAt),
+    updatedAt: Number(r.updatedAt),
+    completedAt: r.completedAt === null ? null : Number(r.completedAt),
+  };
+}
