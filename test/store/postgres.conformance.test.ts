@@ -33,7 +33,9 @@ if (!available) {
 
   runStoreConformance("postgres", {
     async create() {
-      await pgQuery(`TRUNCATE "${schema}".tasks, "${schema}".task_deps, "${schema}".task_types`);
+      await pgQuery(
+        `TRUNCATE "${schema}".tasks, "${schema}".task_deps, "${schema}".task_types, "${schema}".workflows, "${schema}".workflow_history, "${schema}".workflow_signals`,
+      );
       return open();
     },
     async peer() {

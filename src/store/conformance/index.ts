@@ -9,6 +9,7 @@ import { maintenanceSuite } from "./maintenance.js";
 import { peerSuite } from "./peers.js";
 import { prefetchSuite } from "./prefetch.js";
 import { readSuite } from "./reads.js";
+import { workflowSuite } from "./workflows.js";
 
 export type { StoreHarness, StoreContext } from "./fixtures.js";
 export { T0, newTask, nextId } from "./fixtures.js";
@@ -37,5 +38,6 @@ export function runStoreConformance(name: string, harness: StoreHarness): void {
     readSuite(ctx);
     maintenanceSuite(ctx);
     peerSuite(ctx);
+    workflowSuite(ctx);
   });
 }
