@@ -11,6 +11,7 @@ import { EventHub } from "./event-hub.js";
 import { agentRoutes } from "./routes/agents.js";
 import { eventRoutes } from "./routes/events.js";
 import { taskRoutes } from "./routes/tasks.js";
+import { workflowRoutes } from "./routes/workflows.js";
 
 /** Hono's CORS options. */
 export type CorsOptions = NonNullable<Parameters<typeof cors>[0]>;
@@ -131,6 +132,7 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
 
   taskRoutes(app, engine);
   agentRoutes(app, engine);
+  workflowRoutes(app, engine);
   eventRoutes(app, hub, {
     maxPerToken: positiveInt(limits.sseConnectionsPerToken, 10, "sseConnectionsPerToken"),
     keepAliveMs: positiveInt(limits.sseKeepAliveMs, 15_000, "sseKeepAliveMs"),

@@ -425,8 +425,7 @@ export class Execution {
       activity: (type, input, opts) => this.activity(type, input, opts),
       sleep: (name, d) => this.sleep(name, d),
       waitForSignal: (name, opts) => this.waitForSignal(name, opts),
-      child: (wf, input) =>
-        this.child(wf as WorkflowDefinition<unknown, unknown> | string, input) as never,
+      child: (wf, input) => this.child(wf, input) as never,
       state,
       now: () => new Date(this.lastAt),
       random: () => this.random(),
@@ -446,11 +445,11 @@ export class Execution {
       };
     if (base === silentLogger) return silentLogger;
     return {
-      trace: wrap(base.trace.bind(base) as LogFn),
-      debug: wrap(base.debug.bind(base) as LogFn),
-      info: wrap(base.info.bind(base) as LogFn),
-      warn: wrap(base.warn.bind(base) as LogFn),
-      error: wrap(base.error.bind(base) as LogFn),
+      trace: wrap((...a: unknown[]) => (base.trace as (...x: unknown[]) => void)(...a)),
+      debug: wrap((...a: unknown[]) => (base.debug as (...x: unknown[]) => void)(...a)),
+      info: wrap((...a: unknown[]) => (base.info as (...x: unknown[]) => void)(...a)),
+      warn: wrap((...a: unknown[]) => (base.warn as (...x: unknown[]) => void)(...a)),
+      error: wrap((...a: unknown[]) => (base.error as (...x: unknown[]) => void)(...a)),
     };
   }
 

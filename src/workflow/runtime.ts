@@ -144,7 +144,7 @@ export class WorkflowRuntime {
       opts: opts as WorkflowOptions<unknown, unknown>,
     };
     let versions = this.defs.get(name);
-    if (!versions) this.defs.set(name, (versions = new Map()));
+    if (!versions) this.defs.set(name, (versions = new Map<string, Definition>()));
     versions.set(versionKey, def);
     this.latest.set(name, def);
     if (!this.registered) {
@@ -390,7 +390,7 @@ export class WorkflowRuntime {
       run,
       loaded.history,
       loaded.signals,
-      def.opts.run as (ctx: unknown, input: unknown) => unknown,
+      def.opts.run,
       def.version,
       ctx.signal,
     );

@@ -42,7 +42,7 @@ function spawnWorker(db: string, ledger: string, workflow: string, runId: string
   );
   children.push(child);
   let result: string | null = null;
-  createInterface({ input: child.stdout! }).on("line", (line) => {
+  createInterface({ input: child.stdout }).on("line", (line) => {
     if (line.startsWith("result ")) result = line.slice(7);
   });
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
