@@ -532,20 +532,25 @@ export class Execution {
     attempt: number,
     timeoutMs: number | undefined,
   ): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }> {
+    if (timeoutMs === undefined) {
+      // No timeout: the run's own signal (aborted on cancel) is the step's; no allocation.
+      try {
+        return { ok: true, value: await fn({ attempt, signal: this.abort }) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    }
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, this.abort]);
     let timer: { cancel(): void } | null = null;
-    const timedOut =
-      timeoutMs === undefined
-        ? NEVER
-        : new Promise<never>((_, reject) => {
-            timer = this.host.setTimer(() => {
-              const err = new Error(`step timed out after ${timeoutMs} ms`);
-              err.name = "StepTimeoutError";
-              controller.abort(err);
-              reject(err);
-            }, timeoutMs);
-          });
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = this.host.setTimer(() => {
+        const err = new Error(`step timed out after ${timeoutMs} ms`);
+        err.name = "StepTimeoutError";
+        controller.abort(err);
+        reject(err);
+      }, timeoutMs);
+    });
     try {
       const value = await Promise.race([
         Promise.resolve().then(() => fn({ attempt, signal })),

@@ -341,7 +341,12 @@ export class WorkflowRuntime {
     return this.status(id);
   }
 
-  private emit(type: WorkflowEventType, run: WorkflowRunRow, status: string, error?: string): void {
+  private emit(
+    type: WorkflowEventType,
+    run: { id: string; tenant: string; project: string },
+    status: string,
+    error?: string,
+  ): void {
     const event: LoomEvent = {
       type,
       workflowId: run.id,
@@ -370,7 +375,7 @@ export class WorkflowRuntime {
       const error = `version ${run.version} of workflow ${run.name} is not registered in engine ${this.engine.name}${
         versions.length ? ` (it has ${versions.join(", ")})` : ""
       }; the run waits for a process that has it`;
-      await this.commit({
+      await this.commit(run, {
         workflowId: id,
         expectedLen: run.historyLen,
         events: [],
@@ -386,7 +391,7 @@ export class WorkflowRuntime {
       return;
     }
     const exec = new Execution(
-      this.executionHost(),
+      this.executionHost(run),
       run,
       loaded.history,
       loaded.signals,
@@ -401,20 +406,18 @@ export class WorkflowRuntime {
       return;
     }
     if (outcome.kind === "completed" || outcome.kind === "failed") {
-      const latest = await this.engine.store.getWorkflowRun(id);
-      if (latest) {
-        this.emit(
-          outcome.kind === "completed" ? "workflow.completed" : "workflow.failed",
-          latest,
-          outcome.kind,
-          outcome.kind === "failed" ? outcome.error : undefined,
-        );
-      }
+      this.emit(
+        outcome.kind === "completed" ? "workflow.completed" : "workflow.failed",
+        run,
+        outcome.kind,
+        outcome.kind === "failed" ? outcome.error : undefined,
+      );
       if (run.parentId) this.engine.wakeDispatcher();
     }
   }
 
-  private async commit(cp: Checkpoint): Promise<boolean> {
+  /** Write a checkpoint of `run` through the group committer, then wake and tell what it implies. */
+  private async commit(run: WorkflowRunRow, cp: Checkpoint): Promise<boolean> {
     const ok = await this.committer.commit(cp);
     if (!ok) return false;
     if (cp.tasks.length || cp.children.length) this.engine.wakeDispatcher();
@@ -428,20 +431,16 @@ export class WorkflowRuntime {
           e.kind === "ACTIVITY_FAILED" ||
           e.kind === "CHILD_COMPLETED"
         ) {
-          const run = await this.engine.store.getWorkflowRun(cp.workflowId);
-          if (run) this.emit("workflow.step", run, run.status);
+          this.emit("workflow.step", run, cp.status);
           break;
         }
       }
-      for (const child of cp.children) {
-        const run = await this.engine.store.getWorkflowRun(child.id);
-        if (run) this.emit("workflow.started", run, "pending");
-      }
+      for (const child of cp.children) this.emit("workflow.started", child, "pending");
     }
     return true;
   }
 
-  private executionHost(): ExecutionHost {
+  private executionHost(run: WorkflowRunRow): ExecutionHost {
     const engine = this.engine;
     return {
       now: () => engine.clock.now(),
@@ -485,7 +484,7 @@ export class WorkflowRuntime {
         return t ? { status: t.status, result: t.result, error: t.error } : null;
       },
       runOutcome: (runId) => engine.store.getWorkflowRun(runId),
-      commit: (cp) => this.commit(cp),
+      commit: (cp) => this.commit(run, cp),
       maxHistoryEvents: this.maxHistoryEvents,
       heldRetryMs: this.heldRetryMs,
     };
