@@ -205,18 +205,20 @@ export class PostgresStore implements Store {
       ) => this.q<R>(what, text, values, name),
       insertTasks: (c: Queryable, tasks: NewTask[]) => this.insertInCallerTx(c, tasks),
       notify: (c: Queryable) => this.notify(c),
+      channel: this.channel,
+      token: this.token,
     };
   }
 
   constructor(urlOrPool: string | pg.Pool, opts: PostgresStoreOptions = {}) {
     this.schema = assertIdentifier(opts.schema ?? "loom", "schema");
     this.s = `"${this.schema}"`;
-    this.wf = new PgWorkflows(this.wfPlumbing());
     this.logger = opts.logger ?? silentLogger;
     this.ownLogger = opts.logger !== undefined;
     // The notifier and the relay read the logger when they log, so `useLogger` reaches them.
     const currentLogger = (): Logger => this.logger;
     this.channel = channelName(this.schema, "");
+    this.wf = new PgWorkflows(this.wfPlumbing());
     this.eventRelay = new PostgresEventRelay(
       {
         channel: channelName(this.schema, ":events"),

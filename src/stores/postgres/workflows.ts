@@ -37,6 +37,9 @@ export interface PgPlumbing {
   ): Promise<pg.QueryResult<R>>;
   insertTasks(c: Queryable, tasks: NewTask[]): Promise<unknown>;
   notify(c: Queryable): Promise<void>;
+  /** The NOTIFY channel and payload of this store, for statements that notify themselves. */
+  channel: string;
+  token: string;
 }
 
 const TERMINAL = `('completed', 'failed', 'cancelled')`;
@@ -160,27 +163,32 @@ export class PgWorkflows implements WorkflowStore {
   }
 
   async appendCheckpoints(checkpoints: Checkpoint[]): Promise<boolean[]> {
+    const only = checkpoints.length === 1 ? checkpoints[0]! : null;
+    if (only && only.tasks.length === 0 && only.children.length === 0) {
+      // The common case (a step's checkpoint, a wait, an end): one autocommitted statement.
+      const res = await this.p.q<{ ok: number }>(
+        "workflow checkpoint",
+        this.checkpointSql(),
+        this.checkpointParams(only),
+        "wf_checkpoint",
+      );
+      return [res.rows[0]!.ok === 1];
+    }
     return this.p.tx("workflow checkpoint", async (c) => {
       const out: boolean[] = [];
-      let notify = false;
-      for (const cp of checkpoints) {
-        const ok = await this.applyCheckpoint(c, cp);
-        out.push(ok);
-        if (ok && (cp.wakeAt !== null || cp.tasks.length || cp.children.length)) notify = true;
-      }
-      if (notify) await this.p.notify(c);
+      for (const cp of checkpoints) out.push(await this.applyCheckpoint(c, cp));
       return out;
     });
   }
 
-  private async applyCheckpoint(c: Queryable, cp: Checkpoint): Promise<boolean> {
+  /**
+   * One checkpoint as one statement: the fenced run update, its events, its own wake-up, its
+   * parent's wake-up when it ended, and a NOTIFY when something became due. (The wake-ups only
+   * touch rows that existed before the statement, so the functions see what they need.)
+   */
+  private checkpointSql(): string {
     const s = this.p.s;
-    const terminal =
-      cp.status === "completed" || cp.status === "failed" || cp.status === "cancelled";
-    const e = cp.events;
-    const res = await this.p.run<{ parent_id: string | null }>(
-      c,
-      `WITH u AS (
+    return `WITH u AS (
          UPDATE ${s}.workflows SET status = $3, result = coalesce($4, result), error = $5,
            state = coalesce($6, state), waiting_for = $7, history_len = $8, updated_at = $9,
            completed_at = $10
@@ -192,35 +200,55 @@ export class PgWorkflows implements WorkflowStore {
            FROM unnest($11::integer[], $12::text[], $13::text[], $14::text[], $15::bigint[])
                 WITH ORDINALITY AS e(seq, kind, name, data, at, o)
           WHERE EXISTS (SELECT 1 FROM u)
+       ), own AS (
+         SELECT ${s}.wake_workflow($1, $16::bigint, $9) FROM u WHERE $16::bigint IS NOT NULL
+       ), parent AS (
+         SELECT ${s}.wake_workflow(u.parent_id, $9, $9) FROM u
+          WHERE $10::bigint IS NOT NULL AND u.parent_id IS NOT NULL
+       ), woke AS (
+         SELECT 1 FROM own UNION ALL SELECT 1 FROM parent
        )
-       SELECT parent_id FROM u`,
-      [
-        cp.workflowId,
-        cp.expectedLen,
-        cp.status,
-        cp.result ?? null,
-        cp.error ?? null,
-        cp.state ?? null,
-        cp.waitingFor,
-        cp.expectedLen + e.length,
-        Math.round(cp.now),
-        terminal ? Math.round(cp.now) : null,
-        e.map((x) => x.seq),
-        e.map((x) => x.kind),
-        e.map((x) => x.name),
-        e.map((x) => x.data),
-        e.map((x) => Math.round(x.at)),
-      ],
+       SELECT (SELECT count(*) FROM u)::integer AS ok,
+              (SELECT count(*) FROM (SELECT pg_notify($17, $18) FROM woke LIMIT 1) n)::integer AS notified`;
+  }
+
+  private checkpointParams(cp: Checkpoint): unknown[] {
+    const terminal =
+      cp.status === "completed" || cp.status === "failed" || cp.status === "cancelled";
+    const e = cp.events;
+    return [
+      cp.workflowId,
+      cp.expectedLen,
+      cp.status,
+      cp.result ?? null,
+      cp.error ?? null,
+      cp.state ?? null,
+      cp.waitingFor,
+      cp.expectedLen + e.length,
+      Math.round(cp.now),
+      terminal ? Math.round(cp.now) : null,
+      e.map((x) => x.seq),
+      e.map((x) => x.kind),
+      e.map((x) => x.name),
+      e.map((x) => x.data),
+      e.map((x) => Math.round(x.at)),
+      cp.wakeAt === null ? null : Math.round(cp.wakeAt),
+      this.p.channel,
+      this.p.token,
+    ];
+  }
+
+  private async applyCheckpoint(c: Queryable, cp: Checkpoint): Promise<boolean> {
+    const res = await this.p.run<{ ok: number }>(
+      c,
+      this.checkpointSql(),
+      this.checkpointParams(cp),
       "wf_checkpoint",
     );
-    const row = res.rows[0];
-    if (!row) return false;
+    if (res.rows[0]!.ok !== 1) return false;
     if (cp.tasks.length) await this.p.insertTasks(c, cp.tasks);
     for (const child of cp.children) await this.createIn(c, child);
-    if (cp.wakeAt !== null)
-      await this.wake(c, cp.workflowId, Math.round(cp.wakeAt), Math.round(cp.now));
-    if (terminal && row.parent_id !== null)
-      await this.wake(c, row.parent_id, Math.round(cp.now), Math.round(cp.now));
+    if (cp.tasks.length || cp.children.length) await this.p.notify(c);
     return true;
   }
 
