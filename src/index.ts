@@ -33,3 +33,22 @@ export {
   jaccard,
 } from "./core/gate.js";
 export type { Store, StoreCapabilities } from "./store/store.js";
+export type {
+  ActivityOptions,
+  HistoryEvent,
+  HistoryEventKind,
+  StartOptions,
+  StepOptions,
+  WaitingFor,
+  WorkflowContext,
+  WorkflowDefinition,
+  WorkflowHandle,
+  WorkflowListFilter,
+  WorkflowOptions,
+  WorkflowRun,
+  WorkflowsApi,
+  WorkflowState,
+  WorkflowStatus,
+  WorkflowVersion,
+} from "./workflow/types.js";
+export type { WorkflowEngineOptions } from "./workflow/runtime.js";
