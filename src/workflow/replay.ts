@@ -61,7 +61,9 @@ export type ExecutionOutcome =
   | { kind: "completed"; committed: boolean }
   | { kind: "failed"; error: string; committed: boolean }
   | { kind: "held"; error: string; committed: boolean }
-  | { kind: "conflict" };
+  | { kind: "conflict" }
+  /** The store failed: nothing of this execution's last write was committed; retry the wake-up. */
+  | { kind: "error"; error: unknown };
 
 type Call = "step" | "activity" | "sleep" | "signal" | "child";
 
@@ -361,7 +363,15 @@ export class Execution {
     }
     this.pending = [];
     this.stateDirty = false;
-    const ok = await this.host.commit(cp);
+    let ok: boolean;
+    try {
+      ok = await this.host.commit(cp);
+    } catch (error) {
+      // Never let a store error reach workflow code (a step must not be recorded as failed
+      // because its checkpoint could not be written): stop here, the wake-up task retries.
+      this.end({ kind: "error", error });
+      return NEVER;
+    }
     if (!ok) return null;
     this.len += cp.events.length;
     return true;

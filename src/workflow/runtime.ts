@@ -400,6 +400,7 @@ export class WorkflowRuntime {
       ctx.signal,
     );
     const outcome = await exec.execute();
+    if (outcome.kind === "error") throw outcome.error;
     if (outcome.kind === "conflict") {
       // Another execution moved the run on: make sure it is looked at again.
       this.engine.wakeDispatcher();

@@ -55,4 +55,38 @@ describe("workflows across engines and group commit", () => {
     const [task] = (await orchestrator.list({ workflowId: h.id, type: "remote-double" })).items;
     expect(task!.engineName).toBe("worker");
   });
+
+  it("a store error while checkpointing never reaches workflow code; the wake-up retries", async () => {
+    t = createTestEngine();
+    const store = t.store;
+    const append = store.appendCheckpoints.bind(store);
+    let failNext = true;
+    store.appendCheckpoints = (cps: Checkpoint[]) => {
+      if (failNext) {
+        failNext = false;
+        return Promise.reject(new Error("disk full"));
+      }
+      return append(cps);
+    };
+    let runs = 0;
+    const wf = t.workflow("flaky-store", {
+      run: async (ctx) => {
+        try {
+          return await ctx.step("s", () => ++runs);
+        } catch (err) {
+          return `caught ${(err as Error).message}`;
+        }
+      },
+    });
+    const h = await wf.start(null);
+    await t.drain();
+    expect((await h.status()).status).toBe("pending");
+    await t.advance(10_000);
+    expect(await h.result()).toBe(2); // the step ran again, its first result was never saved
+    expect(await t.historyKinds(h.id)).toEqual([
+      "WORKFLOW_STARTED",
+      "STEP_COMPLETED",
+      "WORKFLOW_COMPLETED",
+    ]);
+  });
 });
