@@ -14,6 +14,12 @@ import type {
   WorkflowStore,
 } from "../../store/workflows.js";
 
+interface CreateRow {
+  created: number;
+  notified: number;
+  existing: WorkflowRunRow | null;
+}
+
 interface Queryable {
   query(config: pg.QueryConfig): Promise<pg.QueryResult>;
 }
@@ -59,35 +65,52 @@ export class PgWorkflows implements WorkflowStore {
   }
 
   async createWorkflowRun(run: NewWorkflowRun) {
-    return this.p.tx("workflow start", async (c) => {
-      const created = await this.createIn(c, run);
-      if (created) await this.p.notify(c);
-      const row = (
-        await this.p.run<WorkflowRunRow>(
-          c,
-          `SELECT ${RUN_COLUMNS} FROM ${this.p.s}.workflows WHERE id = $1`,
-          [run.id],
-          "wf_get",
-        )
-      ).rows[0]!;
-      return { run: row, created };
-    });
+    return this.createWith(
+      (text, values, name) => this.p.q<CreateRow>("workflow start", text, values, name),
+      run,
+    );
   }
 
-  private async createIn(c: Queryable, run: NewWorkflowRun): Promise<boolean> {
+  private createIn(c: Queryable, run: NewWorkflowRun) {
+    return this.createWith(
+      (text, values, name) => this.p.run<CreateRow>(c, text, values, name),
+      run,
+    );
+  }
+
+  /**
+   * One statement: the run, its WORKFLOW_STARTED event, its first wake-up task and a NOTIFY —
+   * or, for an id that exists, that run as it was.
+   */
+  private async createWith(
+    query: (text: string, values: unknown[], name: string) => Promise<pg.QueryResult<CreateRow>>,
+    run: NewWorkflowRun,
+  ): Promise<{ run: WorkflowRunRow; created: boolean }> {
     const s = this.p.s;
-    const res = await this.p.run<{ n: number }>(
-      c,
+    const now = Math.round(run.now);
+    const res = await query(
       `WITH ins AS (
          INSERT INTO ${s}.workflows (id, name, version, status, input, tenant, project, parent_id,
            history_len, lease_ms, created_at, updated_at)
          VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, 1, $8, $9, $9) ON CONFLICT DO NOTHING
-         RETURNING id
+         RETURNING id, tenant, project, lease_ms
        ), ev AS (
          INSERT INTO ${s}.workflow_history (workflow_id, pos, seq, kind, name, data, at)
          SELECT id, 0, 0, 'WORKFLOW_STARTED', $2, $4, $9 FROM ins
+       ), wake AS (
+         INSERT INTO ${s}.tasks (id, type, status, input, tenant, project, priority, max_retries,
+           crash_policy, max_crashes, lease_ms, run_at, workflow_id, created_at, updated_at)
+         SELECT 'w' || replace(gen_random_uuid()::text, '-', ''), 'loom.workflow', 'pending',
+                json_build_object('workflowId', id)::text, tenant, project, 1, 1000, 'retry', 1000,
+                lease_ms, $9, id, $9, $9
+           FROM ins
+       ), n AS (
+         SELECT pg_notify($10, $11) FROM ins
        )
-       SELECT count(*)::integer AS n FROM ins`,
+       SELECT (SELECT count(*) FROM ins)::integer AS created,
+              (SELECT count(*) FROM n)::integer AS notified,
+              (SELECT row_to_json(r) FROM (SELECT ${RUN_COLUMNS} FROM ${s}.workflows WHERE id = $1) r)
+                AS existing`,
       [
         run.id,
         run.name,
@@ -97,13 +120,35 @@ export class PgWorkflows implements WorkflowStore {
         run.project,
         run.parentId,
         Math.round(run.leaseMs),
-        Math.round(run.now),
+        now,
+        this.p.channel,
+        this.p.token,
       ],
       "wf_create",
     );
-    if (res.rows[0]!.n === 0) return false;
-    await this.wake(c, run.id, run.now, run.now);
-    return true;
+    const row = res.rows[0]!;
+    if (row.created === 0) return { run: fixRun(row.existing!), created: false };
+    return {
+      created: true,
+      run: {
+        id: run.id,
+        name: run.name,
+        version: run.version,
+        status: "pending",
+        input: run.input,
+        result: null,
+        error: null,
+        state: null,
+        tenant: run.tenant,
+        project: run.project,
+        parentId: run.parentId,
+        waitingFor: null,
+        historyLen: 1,
+        createdAt: now,
+        updatedAt: now,
+        completedAt: null,
+      },
+    };
   }
 
   async getWorkflowRun(id: string) {
