@@ -49,3 +49,22 @@ export type {
 export { Schedules, SCHEDULED_WORKFLOW_TYPE, MAX_CATCH_UP } from "./workflow/schedules.js";
 export type { CatchUp, Schedule, ScheduleOptions } from "./workflow/schedules.js";
 export { FlowNotFoundError, ScheduleNotFoundError } from "./workflow/errors.js";
+export type {
+  ActivityOptions,
+  HistoryEvent,
+  HistoryEventKind,
+  StartOptions,
+  StepOptions,
+  WaitingFor,
+  WorkflowContext,
+  WorkflowDefinition,
+  WorkflowHandle,
+  WorkflowListFilter,
+  WorkflowOptions,
+  WorkflowRun,
+  WorkflowsApi,
+  WorkflowState,
+  WorkflowStatus,
+  WorkflowVersion,
+} from "./workflow/types.js";
+export type { WorkflowEngineOptions } from "./workflow/runtime.js";

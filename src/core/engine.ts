@@ -69,6 +69,8 @@ import { Flows, type Flow, type FlowDefinition } from "../workflow/flows.js";
 import { Schedules, type Schedule, type ScheduleOptions } from "../workflow/schedules.js";
 import type { EventListener } from "./events.js";
 import type { EventFilter } from "./types.js";
+import { WorkflowRuntime, type WorkflowEngineOptions } from "../workflow/runtime.js";
+import type { WorkflowDefinition, WorkflowOptions, WorkflowsApi } from "../workflow/types.js";
 
 export interface RetentionOptions {
   /** Terminal tasks older than this are deleted. Default 24 h. */
@@ -115,6 +117,8 @@ export interface EngineOptions {
   retention?: RetentionOptions | false;
   /** Id generator for tasks. Default: time-ordered ids. */
   ids?: IdGenerator;
+  /** Workflow limits and retry timing (see docs/workflows.md). */
+  workflows?: WorkflowEngineOptions;
 }
 
 export interface CloseOptions {
@@ -207,6 +211,8 @@ export class Engine {
   private relayOutbox: LoomEvent[] = [];
   private relayFlushQueued = false;
   private stopRelayIn: (() => void) | null = null;
+  private workflowRuntime: WorkflowRuntime | null = null;
+  private readonly workflowOptions: WorkflowEngineOptions | undefined;
 
   /** Use `createEngine` (which supplies the default store) unless you subclass. */
   constructor(opts: EngineOptions & { store: Store }) {
@@ -255,6 +261,7 @@ export class Engine {
             ...opts.retention,
           };
     this.store = opts.store;
+    this.workflowOptions = opts.workflows;
     this.store.useLogger?.(this.logger);
     this.dispatcher = new Dispatcher(this.dispatcherHost());
     this.laneRegistry = new EngineLanes({
@@ -299,6 +306,7 @@ export class Engine {
           : assertNonNegativeInt(o.maxRetries, "maxRetries"),
       backoff,
       crashPolicy: o.crashPolicy ?? base.crashPolicy,
+      crashPolicyExplicit: o.crashPolicy !== undefined || base.crashPolicyExplicit === true,
       maxCrashes:
         o.maxCrashes === undefined
           ? base.maxCrashes
@@ -414,6 +422,64 @@ export class Engine {
       submitMany: (inputs) => this.submitMany(inputs.map((input) => ({ type, input }))),
       wait: (id, o) => this.wait(id, o) as Promise<Task<I, Awaited<R>>>,
     };
+  }
+
+  // ---------------------------------------------------------------- workflows
+
+  /** Define a durable workflow (DESIGN §4 Workflows; docs/workflows.md). */
+  workflow<I = unknown, R = unknown>(
+    name: string,
+    opts: WorkflowOptions<I, R>,
+  ): WorkflowDefinition<I, Awaited<R>> {
+    return this.workflowsRuntime().define(name, opts) as WorkflowDefinition<I, Awaited<R>>;
+  }
+
+  /** Runs of workflows: `get(id)`, `list(filter)`, `start(name, input, opts)`. */
+  get workflows(): WorkflowsApi {
+    return this.workflowsRuntime().api;
+  }
+
+  /** @internal */
+  workflowsRuntime(): WorkflowRuntime {
+    this.workflowRuntime ??= new WorkflowRuntime(this, this.workflowOptions);
+    return this.workflowRuntime;
+  }
+
+  /** @internal */
+  whenStoreReady(): Promise<void> {
+    return this.whenReady();
+  }
+
+  /** @internal Lease of workflow wake-up tasks. */
+  get workflowLeaseMs(): number {
+    return this.leaseMs;
+  }
+
+  /** @internal Look for ready work now, or at `at`. */
+  wakeDispatcher(at?: number): void {
+    if (!this.started) return;
+    if (at === undefined) this.dispatcher.wake();
+    else this.dispatcher.wakeAt(at);
+  }
+
+  /** @internal A task row for a workflow activity, built and checked like a submit. */
+  async prepareTask(req: TaskRequest, workflowId: string): Promise<NewTask> {
+    this.assertNotReserved(req, "type");
+    const task = await this.prepare(req, this.clock.now(), "");
+    const explicit = this.types.get(task.type)?.settings;
+    // Activities default to the "retry" crash policy (DESIGN §3) unless their type chose "fail".
+    const crashPolicy = explicit?.crashPolicyExplicit ? task.crashPolicy : "retry";
+    return { ...task, workflowId, crashPolicy };
+  }
+
+  /** @internal */
+  get wantsWorkflowEvents(): boolean {
+    return this.wantsEvents;
+  }
+
+  /** @internal Emit a workflow event to subscribers (and other processes). */
+  emitEvent(event: LoomEvent): void {
+    if (this.wantsEvents) this.deliver(event);
   }
 
   // ---------------------------------------------------------------- submit
@@ -1198,6 +1264,9 @@ export class Engine {
   /** @internal */
   emitChange(type: LoomEventType, ref: TaskRef, status: TaskStatus, error?: string | null): void {
     if (type === "task.completed") this.recordCompletion(ref.type);
+    // An activity ended: the store enqueued its run's wake-up in the same write; claim it soon.
+    if (ref.workflowId !== null && this.workflowRuntime && isTerminal(status))
+      this.wakeDispatcher();
     if (!this.wantsEvents) return;
     const event = this.eventBase(type, ref, status);
     if (error) event.error = error;

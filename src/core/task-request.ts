@@ -15,6 +15,8 @@ export interface TypeSettings {
   maxRetries: number;
   backoff: BackoffOptions | null;
   crashPolicy: CrashPolicy;
+  /** The crash policy was chosen by the user (workflow activities default to "retry" otherwise). */
+  crashPolicyExplicit?: boolean;
   maxCrashes: number;
   leaseMs: number;
   timeoutMs: number | null;

@@ -17,6 +17,7 @@ import { flowRoutes } from "./routes/flows.js";
 import { scheduleRoutes } from "./routes/schedules.js";
 import { laneRoutes } from "./routes/lanes.js";
 import { taskRoutes } from "./routes/tasks.js";
+import { workflowRoutes } from "./routes/workflows.js";
 
 /** Hono's CORS options. */
 export type CorsOptions = NonNullable<Parameters<typeof cors>[0]>;
@@ -156,6 +157,7 @@ export function buildApp(engine: Engine, opts: ServerOptions = {}): BuiltApp {
   scheduleRoutes(app, engine);
   engineRoutes(app, engine);
   laneRoutes(app, engine);
+  workflowRoutes(app, engine);
   eventRoutes(app, hub, {
     maxPerToken: positiveInt(limits.sseConnectionsPerToken, 10, "sseConnectionsPerToken"),
     keepAliveMs: positiveInt(limits.sseKeepAliveMs, 15_000, "sseKeepAliveMs"),

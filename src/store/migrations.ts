@@ -26,6 +26,8 @@ export function loadMigrations(dir: URL): Migration[] {
       sql: readFileSync(new URL(file, dir), "utf8"),
     };
   });
+  // Numbers are reserved per feature (003 lanes, 004 workflows, ...), so a branch may have gaps;
+  // each applied version is recorded, so order and uniqueness are what matter.
   migrations.forEach((m, i) => {
     const before = migrations[i - 1];
     if (m.version < 1 || (before && m.version <= before.version)) {

@@ -12,6 +12,7 @@ import type {
 } from "../core/types.js";
 import type { TaskStatsQuery, TaskStatsResult } from "./stats.js";
 import type { TokenStore } from "./tokens.js";
+import type { WorkflowStore } from "./workflows.js";
 
 /**
  * The Store is everything Loom persists, as coarse domain operations: each method is one round
@@ -22,7 +23,7 @@ import type { TokenStore } from "./tokens.js";
  * Times are epoch milliseconds passed in by the engine (its injected clock), never read from the
  * database server, so a manual clock in tests moves everything.
  */
-export interface Store extends LaneStore {
+export interface Store extends LaneStore, WorkflowStore {
   /** `sqlite` or `postgres`: for logs and docs only, never for branching above the store. */
   readonly dialect: string;
   readonly capabilities: StoreCapabilities;

@@ -17,6 +17,7 @@ import { ManualClock } from "../core/clock.js";
 import { Engine, type EngineOptions } from "../core/engine.js";
 import type { LoomEvent, LoomEventType, Task } from "../core/types.js";
 import { SqliteStore } from "../stores/sqlite/sqlite-store.js";
+import type { HistoryEvent, HistoryEventKind } from "../workflow/types.js";
 
 export { ManualClock } from "../core/clock.js";
 
@@ -92,6 +93,13 @@ export class TestEngine extends Engine {
   eventTypes(id: string): LoomEventType[] {
     return this.eventsOf(id).map((e) => e.type);
   }
+
+  /** A workflow run's history events, oldest first. */
+  historyOf = (id: string): Promise<HistoryEvent[]> => this.workflowsRuntime().history(id);
+
+  /** Just the kinds of a workflow run's history events: handy in `toEqual([...])`. */
+  historyKinds = async (id: string): Promise<HistoryEventKind[]> =>
+    (await this.historyOf(id)).map((e) => e.kind);
 
   /** Submit, drain, and return the task as it ended up. */
   async run(req: Parameters<Engine["submit"]>[0]): Promise<Task> {

@@ -36,6 +36,9 @@ if (!available) {
       await pgQuery(`TRUNCATE "${schema}".tasks, "${schema}".task_deps, "${schema}".task_types`);
       await pgQuery(`TRUNCATE "${schema}".flows, "${schema}".flow_tasks, "${schema}".schedules`);
       await pgQuery(`TRUNCATE "${schema}".lanes, "${schema}".lane_callers`);
+      await pgQuery(
+        `TRUNCATE "${schema}".tasks, "${schema}".task_deps, "${schema}".task_types, "${schema}".workflows, "${schema}".workflow_history, "${schema}".workflow_signals`,
+      );
       return open();
     },
     async peer() {

@@ -13,6 +13,7 @@ import { prefetchSuite } from "./prefetch.js";
 import { readSuite } from "./reads.js";
 import { statsSuite } from "./stats.js";
 import { tokenSuite } from "./tokens.js";
+import { workflowSuite } from "./workflows.js";
 
 export type { StoreHarness, StoreContext } from "./fixtures.js";
 export { T0, newTask, nextId } from "./fixtures.js";
@@ -45,5 +46,6 @@ export function runStoreConformance(name: string, harness: StoreHarness): void {
     statsSuite(ctx);
     laneSuite(ctx);
     tokenSuite(ctx);
+    workflowSuite(ctx);
   });
 }

@@ -30,6 +30,8 @@ import { PostgresEventRelay } from "./event-relay.js";
 import { postgresTaskStats } from "./stats.js";
 import { PostgresLanes, type Run } from "./lanes.js";
 import type { LaneDef, LaneRank, LaneSnapshot } from "../../store/lanes.js";
+import { PgWorkflows } from "./workflows.js";
+import type { Checkpoint, NewWorkflowRun, WorkflowRunFilter } from "../../store/workflows.js";
 import { Notifier, type ListenConnection } from "./notifier.js";
 import {
   rowToTask,
@@ -195,6 +197,29 @@ export class PostgresStore implements Store {
   private migration: Promise<void> | null = null;
   private migrated = false;
   private readonly lanes: PostgresLanes;
+  private readonly wf: PgWorkflows;
+  private wfPlumbing() {
+    return {
+      s: this.s,
+      tx: <T>(what: string, fn: (c: Queryable) => Promise<T>) => this.tx(what, fn),
+      run: <R extends pg.QueryResultRow>(
+        c: Queryable,
+        text: string,
+        values?: unknown[],
+        name?: string,
+      ) => this.run<R>(c, text, values, name),
+      q: <R extends pg.QueryResultRow>(
+        what: string,
+        text: string,
+        values: unknown[],
+        name?: string,
+      ) => this.q<R>(what, text, values, name),
+      insertTasks: (c: Queryable, tasks: NewTask[]) => this.insertInCallerTx(c, tasks),
+      notify: (c: Queryable) => this.notify(c),
+      channel: this.channel,
+      token: this.token,
+    };
+  }
 
   constructor(urlOrPool: string | pg.Pool, opts: PostgresStoreOptions = {}) {
     this.schema = assertIdentifier(opts.schema ?? "loom", "schema");
@@ -205,6 +230,7 @@ export class PostgresStore implements Store {
     // The notifier and the relay read the logger when they log, so `useLogger` reaches them.
     const currentLogger = (): Logger => this.logger;
     this.channel = channelName(this.schema, "");
+    this.wf = new PgWorkflows(this.wfPlumbing());
     this.eventRelay = new PostgresEventRelay(
       {
         channel: channelName(this.schema, ":events"),
@@ -1227,6 +1253,37 @@ export class PostgresStore implements Store {
       if (changes.length) await this.notify(c);
       return changes;
     });
+  }
+
+  // ---------------------------------------------------------------- workflows (see workflows.ts)
+
+  createWorkflowRun(run: NewWorkflowRun) {
+    this.ensureOpen();
+    return this.wf.createWorkflowRun(run);
+  }
+  getWorkflowRun(id: string) {
+    this.ensureOpen();
+    return this.wf.getWorkflowRun(id);
+  }
+  loadWorkflow(id: string) {
+    this.ensureOpen();
+    return this.wf.loadWorkflow(id);
+  }
+  listWorkflowRuns(filter: WorkflowRunFilter) {
+    this.ensureOpen();
+    return this.wf.listWorkflowRuns(filter);
+  }
+  appendCheckpoints(checkpoints: Checkpoint[]) {
+    this.ensureOpen();
+    return this.wf.appendCheckpoints(checkpoints);
+  }
+  signalWorkflow(id: string, name: string, data: string | null, now: number) {
+    this.ensureOpen();
+    return this.wf.signalWorkflow(id, name, data, now);
+  }
+  cancelWorkflow(id: string, reason: string, now: number) {
+    this.ensureOpen();
+    return this.wf.cancelWorkflow(id, reason, now);
   }
 
   private async notify(c: Queryable): Promise<void> {

@@ -30,6 +30,8 @@ import { SqliteEventRelay } from "./event-relay.js";
 import { sqliteTaskStats } from "./stats.js";
 import { SqliteLanes } from "./lanes.js";
 import type { LaneDef, LaneRank, LaneSnapshot } from "../../store/lanes.js";
+import { SqliteWorkflows } from "./workflows.js";
+import type { Checkpoint, NewWorkflowRun, WorkflowRunFilter } from "../../store/workflows.js";
 import {
   rowToTask,
   toChange,
@@ -38,6 +40,7 @@ import {
   type ChangeRow,
   type TaskRow,
 } from "../../store/rows.js";
+import { WORKFLOW_TASK_TYPE } from "../../store/workflows.js";
 
 export interface SqliteStoreOptions {
   /**
@@ -211,6 +214,7 @@ export class SqliteStore implements Store {
   get tokens(): TokenStore {
     return (this.tokenStore ??= new SqliteTokenStore(this.db, () => this.migrate()));
   }
+  private wf!: SqliteWorkflows;
 
   /** Events between processes on this file (available once migrated). */
   get relay(): SqliteEventRelay | undefined {
@@ -272,6 +276,7 @@ export class SqliteStore implements Store {
       this.knownTypes.add(r.type);
     }
     this.eventRelay = new SqliteEventRelay(this.db, (fn) => this.onExternalChange(fn));
+    this.wf = new SqliteWorkflows(this.db, (tasks) => void this.insertTasksNow(tasks));
     this.migrated = true;
   }
 
@@ -302,12 +307,13 @@ export class SqliteStore implements Store {
         .prepare(
           `UPDATE loom_tasks SET status = 'completed', result = ?, error = NULL,
         completed_at = ?, updated_at = ?, lease_expires_at = NULL
-        WHERE id = ? AND attempt_id = ? AND ${ACTIVE} RETURNING has_dependents`,
+        WHERE id = ? AND attempt_id = ? AND ${ACTIVE}
+        RETURNING has_dependents | (CASE WHEN workflow_id IS NULL OR type = '${WORKFLOW_TASK_TYPE}' THEN 0 ELSE 2 END)`,
         )
         .pluck(),
       failFinal:
         db.prepare(`UPDATE loom_tasks SET status = 'failed', error = ?, completed_at = ?, updated_at = ?,
-        lease_expires_at = NULL WHERE id = ? AND attempt_id = ? AND ${ACTIVE} RETURNING has_dependents`),
+        lease_expires_at = NULL WHERE id = ? AND attempt_id = ? AND ${ACTIVE} RETURNING has_dependents, workflow_id, type`),
       failRetry:
         db.prepare(`UPDATE loom_tasks SET status = 'retrying', error = ?, run_at = ?, updated_at = ?,
         lease_expires_at = NULL WHERE id = ? AND attempt_id = ? AND ${ACTIVE}`),
@@ -574,16 +580,18 @@ export class SqliteStore implements Store {
         const flag = s.complete.get(item.result, now, now, item.id, item.attemptId) as
           number | undefined;
         ok = flag !== undefined;
-        hasDependents = flag === 1;
+        hasDependents = ((flag ?? 0) & 1) === 1;
         status = "completed";
         if (ok && hasDependents) s.unblock.run(now, item.id);
+        if (ok && ((flag ?? 0) & 2) === 2) this.wakeWorkflowOf(item.id, now);
         if (ok) return { id: item.id, ok, status, cascade: [] };
       } else if (item.kind === "fail" && item.retryAt === null) {
         const row = s.failFinal.get(item.error, now, now, item.id, item.attemptId) as
-          { has_dependents: number } | undefined;
+          { has_dependents: number; workflow_id: string | null; type: string } | undefined;
         ok = row !== undefined;
         status = "failed";
         if (row) {
+          this.wakeWorkflow(row, now);
           const cascade =
             row.has_dependents === 1
               ? this.cancelDependents(item.id, `dependency ${item.id} ended failed`, now)
@@ -602,6 +610,48 @@ export class SqliteStore implements Store {
       const found = s.statusOf.get(item.id) as { status: TaskStatus } | undefined;
       return { id: item.id, ok: false, status: found?.status ?? null, cascade: [] };
     });
+  }
+
+  /** An activity of a workflow ended: wake its run in the same transaction. */
+  private wakeWorkflow(row: { workflow_id: string | null; type: string }, now: number): void {
+    if (row.workflow_id !== null && row.type !== WORKFLOW_TASK_TYPE)
+      this.wf.wake(row.workflow_id, now, now);
+  }
+
+  private wakeWorkflowOf(taskId: string, now: number): void {
+    const row = this.stmts.get.get(taskId) as TaskRow;
+    this.wakeWorkflow(row, now);
+  }
+
+  // ---------------------------------------------------------------- workflows (see workflows.ts)
+
+  createWorkflowRun(run: NewWorkflowRun) {
+    this.ensureOpen();
+    return this.wf.createWorkflowRun(run);
+  }
+  getWorkflowRun(id: string) {
+    this.ensureOpen();
+    return this.wf.getWorkflowRun(id);
+  }
+  loadWorkflow(id: string) {
+    this.ensureOpen();
+    return this.wf.loadWorkflow(id);
+  }
+  listWorkflowRuns(filter: WorkflowRunFilter) {
+    this.ensureOpen();
+    return this.wf.listWorkflowRuns(filter);
+  }
+  appendCheckpoints(checkpoints: Checkpoint[]) {
+    this.ensureOpen();
+    return this.wf.appendCheckpoints(checkpoints);
+  }
+  signalWorkflow(id: string, name: string, data: string | null, now: number) {
+    this.ensureOpen();
+    return this.wf.signalWorkflow(id, name, data, now);
+  }
+  cancelWorkflow(id: string, reason: string, now: number) {
+    this.ensureOpen();
+    return this.wf.cancelWorkflow(id, reason, now);
   }
 
   private cancelDependents(id: string, reason: string, now: number): TaskChange[] {
@@ -829,6 +879,7 @@ export class SqliteStore implements Store {
         })[];
         const changes = rows.map(toChange);
         for (const r of rows) {
+          this.wakeWorkflow(r, now);
           if (r.has_dependents === 1)
             changes.push(...this.cancelDependents(r.id, `dependency ${r.id} was cancelled`, now));
         }
@@ -885,6 +936,7 @@ export class SqliteStore implements Store {
         (ChangeRow & { has_dependents: number }) | undefined;
       if (!row) continue;
       changes.push(toChange(row));
+      if (terminal) this.wakeWorkflow(row, now);
       if (terminal && row.has_dependents === 1) {
         changes.push(...this.cancelDependents(id, `dependency ${id} ended failed_crash`, now));
       }

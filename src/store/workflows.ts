@@ -1,0 +1,128 @@
+import type { Page } from "../core/types.js";
+import type { NewTask } from "./store.js";
+
+// The store operations behind durable workflows (DESIGN §4 Workflows, §5 "Workflow execution").
+// A run is a row plus an append-only history; every time a run can progress the store makes sure
+// one `loom.workflow` wake-up task is pending for it.
+
+export const WORKFLOW_TASK_TYPE = "loom.workflow";
+
+export type WorkflowStatus =
+  "pending" | "running" | "waiting" | "completed" | "failed" | "cancelled";
+export const WORKFLOW_STATUSES: readonly WorkflowStatus[] = [
+  "pending",
+  "running",
+  "waiting",
+  "completed",
+  "failed",
+  "cancelled",
+];
+export const WORKFLOW_TERMINAL: readonly WorkflowStatus[] = ["completed", "failed", "cancelled"];
+
+/** A run row as stored (JSON columns as text, times as epoch ms). */
+export interface WorkflowRunRow {
+  id: string;
+  name: string;
+  /** JSON text of the version (a number or a string). */
+  version: string;
+  status: WorkflowStatus;
+  input: string | null;
+  result: string | null;
+  error: string | null;
+  state: string | null;
+  tenant: string;
+  project: string;
+  parentId: string | null;
+  waitingFor: string | null;
+  historyLen: number;
+  createdAt: number;
+  updatedAt: number;
+  completedAt: number | null;
+}
+
+/** One history event as stored. `seq` is the call's sequence number (several events may share it). */
+export interface HistoryRow {
+  seq: number;
+  kind: string;
+  name: string | null;
+  data: string | null;
+  at: number;
+}
+
+export interface SignalRow {
+  name: string;
+  data: string | null;
+  at: number;
+}
+
+export interface NewWorkflowRun {
+  id: string;
+  name: string;
+  version: string;
+  input: string | null;
+  tenant: string;
+  project: string;
+  parentId: string | null;
+  /** Lease of the run's wake-up tasks. */
+  leaseMs: number;
+  now: number;
+}
+
+/** What one execution of a run writes at once: its new events and how the run stands after. */
+export interface Checkpoint {
+  workflowId: string;
+  /** The history length the execution read; the write applies only if it is unchanged (fencing). */
+  expectedLen: number;
+  events: HistoryRow[];
+  status: WorkflowStatus;
+  result?: string | null;
+  error?: string | null;
+  /** JSON text of the whole state after these events, when it changed. */
+  state?: string | null;
+  waitingFor: string | null;
+  /** Ensure a wake-up task due at this time (a timer, a retry of a held run), or none. */
+  wakeAt: number | null;
+  /** Activity tasks to insert (each carries `workflowId`). */
+  tasks: NewTask[];
+  /** Child runs to start. */
+  children: NewWorkflowRun[];
+  now: number;
+}
+
+export interface WorkflowRunFilter {
+  tenant?: string;
+  project?: string;
+  name?: string;
+  status?: WorkflowStatus | WorkflowStatus[];
+  parentId?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface WorkflowStore {
+  /** Insert a run with its WORKFLOW_STARTED event and first wake-up; an existing id returns that row. */
+  createWorkflowRun(run: NewWorkflowRun): Promise<{ run: WorkflowRunRow; created: boolean }>;
+  getWorkflowRun(id: string): Promise<WorkflowRunRow | null>;
+  /** The run, its history (oldest first) and the signals it received (oldest first). */
+  loadWorkflow(
+    id: string,
+  ): Promise<{ run: WorkflowRunRow; history: HistoryRow[]; signals: SignalRow[] } | null>;
+  listWorkflowRuns(filter: WorkflowRunFilter): Promise<Page<WorkflowRunRow>>;
+  /**
+   * Group commit: apply many runs' checkpoints in one transaction. Each applies only if its run
+   * is not terminal and its history length is still `expectedLen` (`false` otherwise).
+   */
+  appendCheckpoints(checkpoints: Checkpoint[]): Promise<boolean[]>;
+  /** Keep a signal for the run and wake it. `null` for an unknown run; the status otherwise. */
+  signalWorkflow(
+    id: string,
+    name: string,
+    data: string | null,
+    now: number,
+  ): Promise<WorkflowStatus | null>;
+  /**
+   * Cancel a run and its unfinished descendants (WORKFLOW_CANCELLED each). Returns the ids
+   * cancelled (the run first), or `null` for an unknown run; `[]` when it had already ended.
+   */
+  cancelWorkflow(id: string, reason: string, now: number): Promise<string[] | null>;
+}

@@ -1,0 +1,376 @@
+import type pg from "pg";
+import type { Page } from "../../core/types.js";
+import { decodeCursor, encodeCursor } from "../../store/filter.js";
+import type { NewTask } from "../../store/store.js";
+import { runFilterParts, workflowPageSize } from "../../store/workflow-rows.js";
+import type {
+  Checkpoint,
+  HistoryRow,
+  NewWorkflowRun,
+  SignalRow,
+  WorkflowRunFilter,
+  WorkflowRunRow,
+  WorkflowStatus,
+  WorkflowStore,
+} from "../../store/workflows.js";
+
+interface CreateRow {
+  created: number;
+  notified: number;
+  existing: WorkflowRunRow | null;
+}
+
+interface Queryable {
+  query(config: pg.QueryConfig): Promise<pg.QueryResult>;
+}
+
+/** What the workflow operations borrow from the PostgreSQL store. */
+export interface PgPlumbing {
+  /** Quoted schema name. */
+  s: string;
+  tx<T>(what: string, fn: (c: Queryable) => Promise<T>): Promise<T>;
+  run<R extends pg.QueryResultRow>(
+    c: Queryable,
+    text: string,
+    values?: unknown[],
+    name?: string,
+  ): Promise<pg.QueryResult<R>>;
+  q<R extends pg.QueryResultRow>(
+    what: string,
+    text: string,
+    values: unknown[],
+    name?: string,
+  ): Promise<pg.QueryResult<R>>;
+  insertTasks(c: Queryable, tasks: NewTask[]): Promise<unknown>;
+  notify(c: Queryable): Promise<void>;
+  /** The NOTIFY channel and payload of this store, for statements that notify themselves. */
+  channel: string;
+  token: string;
+}
+
+const TERMINAL = `('completed', 'failed', 'cancelled')`;
+const RUN_COLUMNS = `id, name, version, status, input, result, error, state, tenant, project,
+  parent_id AS "parentId", waiting_for AS "waitingFor", history_len AS "historyLen",
+  created_at AS "createdAt", updated_at AS "updatedAt", completed_at AS "completedAt"`;
+
+/**
+ * The PostgreSQL side of workflows. Activities wake their run through a trigger on tasks
+ * (migration 004), so the exchange function stays as it is.
+ */
+export class PgWorkflows implements WorkflowStore {
+  constructor(private readonly p: PgPlumbing) {}
+
+  private wake(c: Queryable, id: string, at: number, now: number) {
+    return this.p.run(c, `SELECT ${this.p.s}.wake_workflow($1, $2, $3)`, [id, at, now], "wf_wake");
+  }
+
+  async createWorkflowRun(run: NewWorkflowRun) {
+    return this.createWith(
+      (text, values, name) => this.p.q<CreateRow>("workflow start", text, values, name),
+      run,
+    );
+  }
+
+  private createIn(c: Queryable, run: NewWorkflowRun) {
+    return this.createWith(
+      (text, values, name) => this.p.run<CreateRow>(c, text, values, name),
+      run,
+    );
+  }
+
+  /**
+   * One statement: the run, its WORKFLOW_STARTED event, its first wake-up task and a NOTIFY —
+   * or, for an id that exists, that run as it was.
+   */
+  private async createWith(
+    query: (text: string, values: unknown[], name: string) => Promise<pg.QueryResult<CreateRow>>,
+    run: NewWorkflowRun,
+  ): Promise<{ run: WorkflowRunRow; created: boolean }> {
+    const s = this.p.s;
+    const now = Math.round(run.now);
+    const res = await query(
+      `WITH ins AS (
+         INSERT INTO ${s}.workflows (id, name, version, status, input, tenant, project, parent_id,
+           history_len, lease_ms, created_at, updated_at)
+         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, 1, $8, $9, $9) ON CONFLICT DO NOTHING
+         RETURNING id, tenant, project, lease_ms
+       ), ev AS (
+         INSERT INTO ${s}.workflow_history (workflow_id, pos, seq, kind, name, data, at)
+         SELECT id, 0, 0, 'WORKFLOW_STARTED', $2, $4, $9 FROM ins
+       ), wake AS (
+         INSERT INTO ${s}.tasks (id, type, status, input, tenant, project, priority, max_retries,
+           crash_policy, max_crashes, lease_ms, run_at, workflow_id, created_at, updated_at)
+         SELECT 'w' || replace(gen_random_uuid()::text, '-', ''), 'loom.workflow', 'pending',
+                json_build_object('workflowId', id)::text, tenant, project, 1, 1000, 'retry', 1000,
+                lease_ms, $9, id, $9, $9
+           FROM ins
+       ), n AS (
+         SELECT pg_notify($10, $11) FROM ins
+       )
+       SELECT (SELECT count(*) FROM ins)::integer AS created,
+              (SELECT count(*) FROM n)::integer AS notified,
+              (SELECT row_to_json(r) FROM (SELECT ${RUN_COLUMNS} FROM ${s}.workflows WHERE id = $1) r)
+                AS existing`,
+      [
+        run.id,
+        run.name,
+        run.version,
+        run.input,
+        run.tenant,
+        run.project,
+        run.parentId,
+        Math.round(run.leaseMs),
+        now,
+        this.p.channel,
+        this.p.token,
+      ],
+      "wf_create",
+    );
+    const row = res.rows[0]!;
+    if (row.created === 0) return { run: fixRun(row.existing!), created: false };
+    return {
+      created: true,
+      run: {
+        id: run.id,
+        name: run.name,
+        version: run.version,
+        status: "pending",
+        input: run.input,
+        result: null,
+        error: null,
+        state: null,
+        tenant: run.tenant,
+        project: run.project,
+        parentId: run.parentId,
+        waitingFor: null,
+        historyLen: 1,
+        createdAt: now,
+        updatedAt: now,
+        completedAt: null,
+      },
+    };
+  }
+
+  async getWorkflowRun(id: string) {
+    const res = await this.p.q<WorkflowRunRow>(
+      "workflow read",
+      `SELECT ${RUN_COLUMNS} FROM ${this.p.s}.workflows WHERE id = $1`,
+      [id],
+      "wf_get",
+    );
+    return res.rows[0] ?? null;
+  }
+
+  async loadWorkflow(id: string) {
+    const s = this.p.s;
+    // One round trip: the run, its history and its signals as JSON arrays.
+    const res = await this.p.q<{
+      run: WorkflowRunRow | null;
+      history: HistoryRow[] | null;
+      signals: SignalRow[] | null;
+    }>(
+      "workflow load",
+      `SELECT
+         (SELECT row_to_json(r) FROM (SELECT ${RUN_COLUMNS} FROM ${s}.workflows WHERE id = $1) r) AS run,
+         (SELECT json_agg(json_build_array(seq, kind, name, data, at) ORDER BY pos)
+            FROM ${s}.workflow_history WHERE workflow_id = $1) AS history,
+         (SELECT json_agg(json_build_array(name, data, at) ORDER BY pos)
+            FROM ${s}.workflow_signals WHERE workflow_id = $1) AS signals`,
+      [id],
+      "wf_load",
+    );
+    const row = res.rows[0]!;
+    if (!row.run) return null;
+    const history = (
+      (row.history ?? []) as unknown as [number, string, string | null, string | null, number][]
+    ).map(([seq, kind, name, data, at]) => ({ seq, kind, name, data, at: Number(at) }));
+    const signals = ((row.signals ?? []) as unknown as [string, string | null, number][]).map(
+      ([name, data, at]) => ({ name, data, at: Number(at) }),
+    );
+    return { run: fixRun(row.run), history, signals };
+  }
+
+  async listWorkflowRuns(filter: WorkflowRunFilter): Promise<Page<WorkflowRunRow>> {
+    const limit = workflowPageSize(filter);
+    const params: unknown[] = [];
+    const param = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    const where = runFilterParts(filter, param);
+    if (filter.cursor) where.push(`id < ${param(decodeCursor(filter.cursor))}`);
+    const sql = `SELECT ${RUN_COLUMNS} FROM ${this.p.s}.workflows
+      ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ${limit + 1}`;
+    const rows = (await this.p.q<WorkflowRunRow>("workflow list", sql, params)).rows;
+    const more = rows.length > limit;
+    const items = more ? rows.slice(0, limit) : rows;
+    return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!.id) : null };
+  }
+
+  async appendCheckpoints(checkpoints: Checkpoint[]): Promise<boolean[]> {
+    const only = checkpoints.length === 1 ? checkpoints[0]! : null;
+    if (only && only.tasks.length === 0 && only.children.length === 0) {
+      // The common case (a step's checkpoint, a wait, an end): one autocommitted statement.
+      const res = await this.p.q<{ ok: number }>(
+        "workflow checkpoint",
+        this.checkpointSql(),
+        this.checkpointParams(only),
+        "wf_checkpoint",
+      );
+      return [res.rows[0]!.ok === 1];
+    }
+    return this.p.tx("workflow checkpoint", async (c) => {
+      const out: boolean[] = [];
+      for (const cp of checkpoints) out.push(await this.applyCheckpoint(c, cp));
+      return out;
+    });
+  }
+
+  /**
+   * One checkpoint as one statement: the fenced run update, its events, its own wake-up, its
+   * parent's wake-up when it ended, and a NOTIFY when something became due. (The wake-ups only
+   * touch rows that existed before the statement, so the functions see what they need.)
+   */
+  private checkpointSql(): string {
+    const s = this.p.s;
+    return `WITH u AS (
+         UPDATE ${s}.workflows SET status = $3, result = coalesce($4, result), error = $5,
+           state = coalesce($6, state), waiting_for = $7, history_len = $8, updated_at = $9,
+           completed_at = $10
+         WHERE id = $1 AND history_len = $2 AND status NOT IN ${TERMINAL}
+         RETURNING parent_id
+       ), ev AS (
+         INSERT INTO ${s}.workflow_history (workflow_id, pos, seq, kind, name, data, at)
+         SELECT $1, $2 + e.o - 1, e.seq, e.kind, e.name, e.data, e.at
+           FROM unnest($11::integer[], $12::text[], $13::text[], $14::text[], $15::bigint[])
+                WITH ORDINALITY AS e(seq, kind, name, data, at, o)
+          WHERE EXISTS (SELECT 1 FROM u)
+       ), own AS (
+         SELECT ${s}.wake_workflow($1, $16::bigint, $9) FROM u WHERE $16::bigint IS NOT NULL
+       ), parent AS (
+         SELECT ${s}.wake_workflow(u.parent_id, $9, $9) FROM u
+          WHERE $10::bigint IS NOT NULL AND u.parent_id IS NOT NULL
+       ), woke AS (
+         SELECT 1 FROM own UNION ALL SELECT 1 FROM parent
+       )
+       SELECT (SELECT count(*) FROM u)::integer AS ok,
+              (SELECT count(*) FROM (SELECT pg_notify($17, $18) FROM woke LIMIT 1) n)::integer AS notified`;
+  }
+
+  private checkpointParams(cp: Checkpoint): unknown[] {
+    const terminal =
+      cp.status === "completed" || cp.status === "failed" || cp.status === "cancelled";
+    const e = cp.events;
+    return [
+      cp.workflowId,
+      cp.expectedLen,
+      cp.status,
+      cp.result ?? null,
+      cp.error ?? null,
+      cp.state ?? null,
+      cp.waitingFor,
+      cp.expectedLen + e.length,
+      Math.round(cp.now),
+      terminal ? Math.round(cp.now) : null,
+      e.map((x) => x.seq),
+      e.map((x) => x.kind),
+      e.map((x) => x.name),
+      e.map((x) => x.data),
+      e.map((x) => Math.round(x.at)),
+      cp.wakeAt === null ? null : Math.round(cp.wakeAt),
+      this.p.channel,
+      this.p.token,
+    ];
+  }
+
+  private async applyCheckpoint(c: Queryable, cp: Checkpoint): Promise<boolean> {
+    const res = await this.p.run<{ ok: number }>(
+      c,
+      this.checkpointSql(),
+      this.checkpointParams(cp),
+      "wf_checkpoint",
+    );
+    if (res.rows[0]!.ok !== 1) return false;
+    if (cp.tasks.length) await this.p.insertTasks(c, cp.tasks);
+    for (const child of cp.children) await this.createIn(c, child);
+    if (cp.tasks.length || cp.children.length) await this.p.notify(c);
+    return true;
+  }
+
+  async signalWorkflow(id: string, name: string, data: string | null, now: number) {
+    const s = this.p.s;
+    return this.p.tx("workflow signal", async (c): Promise<WorkflowStatus | null> => {
+      const res = await this.p.run<{ status: WorkflowStatus }>(
+        c,
+        `SELECT status FROM ${s}.workflows WHERE id = $1 FOR UPDATE`,
+        [id],
+      );
+      const status = res.rows[0]?.status;
+      if (status === undefined) return null;
+      if (status === "completed" || status === "failed" || status === "cancelled") return status;
+      await this.p.run(
+        c,
+        `INSERT INTO ${s}.workflow_signals (workflow_id, pos, name, data, at)
+         VALUES ($1, (SELECT coalesce(max(pos), -1) + 1 FROM ${s}.workflow_signals WHERE workflow_id = $1), $2, $3, $4)`,
+        [id, name, data, Math.round(now)],
+      );
+      await this.wake(c, id, Math.round(now), Math.round(now));
+      await this.p.notify(c);
+      return status;
+    });
+  }
+
+  async cancelWorkflow(id: string, reason: string, now: number) {
+    const s = this.p.s;
+    const at = Math.round(now);
+    return this.p.tx("workflow cancel", async (c): Promise<string[] | null> => {
+      const found = await this.p.run<{ parent_id: string | null }>(
+        c,
+        `SELECT parent_id FROM ${s}.workflows WHERE id = $1`,
+        [id],
+      );
+      if (found.rowCount === 0) return null;
+      const cancelled: string[] = [];
+      const visit = async (runId: string, why: string): Promise<void> => {
+        const res = await this.p.run<{ history_len: number }>(
+          c,
+          `UPDATE ${s}.workflows SET status = 'cancelled', error = $2, waiting_for = NULL,
+             history_len = history_len + 1, updated_at = $3, completed_at = $3
+           WHERE id = $1 AND status NOT IN ${TERMINAL} RETURNING history_len`,
+          [runId, why, at],
+        );
+        const row = res.rows[0];
+        if (!row) return;
+        cancelled.push(runId);
+        await this.p.run(
+          c,
+          `INSERT INTO ${s}.workflow_history (workflow_id, pos, seq, kind, name, data, at)
+           VALUES ($1, $2, -1, 'WORKFLOW_CANCELLED', NULL, $3, $4)`,
+          [runId, row.history_len - 1, JSON.stringify({ reason: why }), at],
+        );
+        const children = await this.p.run<{ id: string }>(
+          c,
+          `SELECT id FROM ${s}.workflows WHERE parent_id = $1 AND status NOT IN ${TERMINAL}`,
+          [runId],
+        );
+        for (const ch of children.rows) await visit(ch.id, `parent ${runId} was cancelled`);
+      };
+      await visit(id, reason);
+      const parent = found.rows[0]!.parent_id;
+      if (cancelled.length && parent) await this.wake(c, parent, at, at);
+      if (cancelled.length) await this.p.notify(c);
+      return cancelled;
+    });
+  }
+}
+
+/** bigint columns arrive parsed by the store's type parser; JSON-built rows need numbers made. */
+function fixRun(r: WorkflowRunRow): WorkflowRunRow {
+  return {
+    ...r,
+    historyLen: Number(r.historyLen),
+    createdAt: Number(r.createdAt),
+    updatedAt: Number(r.updatedAt),
+    completedAt: r.completedAt === null ? null : Number(r.completedAt),
+  };
+}
