@@ -870,9 +870,36 @@ export class Engine {
     await this.whenReady();
     await this.recoverCrashed();
     if (this.closing) return;
+    await this.adoptLaneless(this.clock.now());
     this.dispatcher.start();
     this.scheduleMaintenance();
     if (this.retention) this.scheduleSweep(this.retention.firstSweepAfterMs);
+    void this.warnUndeclaredLanes();
+  }
+
+  /** Ready rows of our laned types submitted without their lane (by a process that never registered the type). */
+  private async adoptLaneless(now: number): Promise<void> {
+    let adopted = 0;
+    for (const { lane, types } of this.laneClaims) {
+      for (const type of types) adopted += await this.store.adoptIntoLane(type, lane, now);
+    }
+    if (adopted > 0) this.dispatcher.wake();
+  }
+
+  /** Tasks of a lane nobody declared wait for good: say so once at start, not silently. */
+  private async warnUndeclaredLanes(): Promise<void> {
+    for (const { lane } of this.laneClaims) {
+      try {
+        if ((await this.lanes.get(lane)) === null) {
+          this.logger.warn(
+            { lane },
+            `lane "${lane}" is not declared: its tasks wait until engine.lane("${lane}", { concurrency }) declares it`,
+          );
+        }
+      } catch {
+        // Only a hint; the store's own errors surface elsewhere.
+      }
+    }
   }
 
   /**
@@ -971,6 +998,7 @@ export class Engine {
         if (changes.length < 500) break;
       }
       if ((await this.store.promoteDue(now)) > 0) this.dispatcher.wake();
+      if (this.started) await this.adoptLaneless(now);
       await this.laneRegistry.refresh();
       // Attempts here that a lane claim (in any process) chose to preempt: abort and re-queue.
       if (this.started && this.preemptibleTypes.size > 0) {

@@ -11,6 +11,8 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+type Json = Record<string, unknown>;
+
 describe("loom dev", () => {
   it("starts with zero set-up; its URL answers /api/v1/tasks with the example tasks; Ctrl-C exits 0", async () => {
     const cwd = mkdtempSync(join(dir, "dev-"));
@@ -21,9 +23,25 @@ describe("loom dev", () => {
       const res = await fetch(`${url}/api/v1/tasks`);
       expect(res.status).toBe(200);
       const body = (await res.json()) as { items: { type: string }[] };
-      expect(new Set(body.items.map((t) => t.type))).toEqual(
-        new Set(["demo.echo", "demo.sleep", "demo.flaky"]),
-      );
+      const types = new Set(body.items.map((t) => t.type));
+      for (const t of ["demo.echo", "demo.sleep", "demo.flaky", "demo.chat"]) {
+        expect(types).toContain(t);
+      }
+      // The example lane, workflow and flow are there too, and the dashboard is served.
+      const get = async (path: string) => (await fetch(`${url}${path}`)).json() as Promise<Json>;
+      expect(await get("/api/v1/lanes/demo.llm")).toMatchObject({
+        name: "demo.llm",
+        concurrency: 2,
+      });
+      expect(await get("/api/v1/workflows")).toMatchObject({
+        items: [expect.objectContaining({ name: "demo.onboarding" })],
+      });
+      expect(await get("/api/v1/flows")).toMatchObject({
+        items: [expect.objectContaining({ name: "demo.fan-out" })],
+      });
+      const page = await fetch(`${url}/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("<html");
       expect(existsSync(join(cwd, ".loom/loom.db"))).toBe(true);
       const docs = await fetch(`${url}/openapi.json`);
       expect(docs.status).toBe(200);

@@ -136,7 +136,8 @@ for (const store of stores) {
     it("--lanes: only types registered with one of those lanes run here", async () => {
       writeFileSync(
         join(dir, "laned.mjs"),
-        `export default (e, info) => {
+        `export default async (e, info) => {
+          await e.lane("fast", { concurrency: 2 });
           e.register("cli.fast", () => ({ lanes: info.lanes }), { lane: "fast" });
           e.register("cli.other", () => "ran");
         };\n`,

@@ -157,8 +157,14 @@ describe("engine.schedule", () => {
     expect(await e.schedules.list()).toEqual([]);
   });
 
-  it("a workflow schedule fires a loom.schedule.workflow task that needs engine.workflows", async () => {
+  it("a workflow schedule starts one run per tick, with the tick in its id", async () => {
     const { e } = setup();
+    e.workflow("nightly", {
+      run: async (ctx, input: { a: number }) => {
+        const doubled = await ctx.step("double", () => input.a * 2);
+        return { doubled };
+      },
+    });
     await e.schedule("wf", {
       cron: "* * * * *",
       workflow: "nightly",
@@ -166,17 +172,23 @@ describe("engine.schedule", () => {
       tenant: "t",
     });
     await e.advance(MIN);
+    await e.advance(MIN);
+    await e.drain();
     const s = await e.schedules.get("wf");
     const task = await e.get(s.lastTaskId!);
+    const tick = new Date(T0 + 2 * MIN).toISOString();
     expect(task).toMatchObject({
       type: "loom.schedule.workflow",
       tenant: "t",
-      input: { workflow: "nightly", input: { a: 1 }, id: `wf:${new Date(T0 + MIN).toISOString()}` },
+      status: "completed",
+      input: { workflow: "nightly", input: { a: 1 }, id: `wf:${tick}` },
     });
-    if (
-      typeof (e as unknown as { workflows?: { start?: unknown } }).workflows?.start !== "function"
-    ) {
-      expect(task.error).toContain("workflow schedules require engine.workflows");
-    }
+    const runs = await e.workflows.list({ name: "nightly" });
+    expect(runs.items.map((r) => r.id).sort()).toEqual([
+      `wf:${new Date(T0 + MIN).toISOString()}`,
+      `wf:${tick}`,
+    ]);
+    expect(runs.items.every((r) => r.tenant === "t" && r.status === "completed")).toBe(true);
+    expect(await (await e.workflows.get(`wf:${tick}`)).result()).toEqual({ doubled: 2 });
   });
 });

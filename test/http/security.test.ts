@@ -103,7 +103,34 @@ const FIXTURES: Record<string, (call: Call, token: string) => Promise<string>> =
     const res = await call("/api/v1/tasks", { token, body: { type: "secret-work", input: 1 } });
     return ((await res.json()) as Json)["id"] as string;
   },
+  flow: async (call, token) => {
+    const res = await call("/api/v1/flows", {
+      token,
+      body: { name: "their-flow", tasks: [{ key: "a", type: "secret-work" }] },
+    });
+    return ((await res.json()) as Json)["id"] as string;
+  },
+  workflow: async (call, token) => {
+    const res = await call(`/api/v1/workflows/${SECURITY_WORKFLOW}/start`, {
+      token,
+      body: { input: null },
+    });
+    return ((await res.json()) as Json)["id"] as string;
+  },
+  schedule: async (call, token) => {
+    const name = "their-nightly-report";
+    const res = await call(`/api/v1/schedules/${name}`, {
+      token,
+      method: "PUT",
+      body: { cron: "0 3 * * *", type: "secret-work" },
+    });
+    expect(res.status).toBeLessThan(300);
+    return name;
+  },
 };
+
+/** A workflow that waits for a signal, so its run stays open for the routes to reach. */
+const SECURITY_WORKFLOW = "security.waits";
 
 interface RouteCase {
   /** `METHOD path` exactly as in /openapi.json. */
@@ -133,13 +160,35 @@ const ROUTES: RouteCase[] = [
     body: { attemptId: "a", result: 1 },
   },
   { route: "POST /api/v1/tasks/{id}/fail", resource: "task", body: { attemptId: "a", error: "x" } },
+  { route: "GET /api/v1/flows/{id}", resource: "flow" },
+  { route: "POST /api/v1/flows/{id}/cancel", resource: "flow", body: {} },
+  { route: "GET /api/v1/workflows/{id}", resource: "workflow" },
+  { route: "GET /api/v1/workflows/{id}/history", resource: "workflow" },
+  {
+    route: "POST /api/v1/workflows/{id}/signals/{signal}",
+    resource: "workflow",
+    body: { data: 1 },
+  },
+  { route: "POST /api/v1/workflows/{id}/cancel", resource: "workflow", body: {} },
+  { route: "GET /api/v1/schedules/{name}", resource: "schedule" },
+  { route: "DELETE /api/v1/schedules/{name}", resource: "schedule" },
 ];
 
 /**
  * Routes whose path parameter does not name a tenant's row, with the reason. Keep this short: a
  * route belongs here only if nothing it reaches is tenant-owned.
  */
-const NOT_TENANT_OWNED: Record<string, string> = {};
+const NOT_TENANT_OWNED: Record<string, string> = {
+  "GET /api/v1/lanes/{name}":
+    "lanes are shared by every tenant (a lane guards a resource); per-caller counts are filtered to the token's tenant (test/http/lanes.test.ts)",
+  "PUT /api/v1/lanes/{name}": "lanes are shared by every tenant; needs the write scope",
+  "POST /api/v1/lanes/{name}/concurrency":
+    "lanes are shared by every tenant; needs the write scope",
+  "POST /api/v1/workflows/{name}/start":
+    "{name} names workflow code, not a row; the run it creates belongs to the token's tenant",
+  "PUT /api/v1/schedules/{name}":
+    "an upsert (a new name creates one, so no 404 to compare with); another tenant's name is refused in test/http/flows.test.ts",
+};
 
 /** Routes that take ids in the body rather than the path, checked with another tenant's id. */
 const BODY_ID_ROUTES: { route: string; body: (id: string) => Json }[] = [
@@ -156,6 +205,11 @@ describe("HTTP security: tenant isolation", () => {
 
   beforeAll(async () => {
     s = await sqliteServer();
+    s.engine.workflow(SECURITY_WORKFLOW, {
+      run: async (ctx) => {
+        await ctx.waitForSignal("never");
+      },
+    });
     for (const [kind, make] of Object.entries(FIXTURES)) theirs[kind] = await make(s.call, GLOBEX);
   });
   afterAll(async () => s.close());
@@ -180,11 +234,15 @@ describe("HTTP security: tenant isolation", () => {
     async (c) => {
       const [method, template] = c.route.split(" ") as [string, string];
       const send = (id: string) =>
-        s.call(template.replace("{id}", encodeURIComponent(id)) + (c.query ?? ""), {
-          token: ACME,
-          method,
-          ...(c.body !== undefined ? { body: c.body } : {}),
-        });
+        s.call(
+          template.replace(/\{(id|name)\}/, encodeURIComponent(id)).replace("{signal}", "go") +
+            (c.query ?? ""),
+          {
+            token: ACME,
+            method,
+            ...(c.body !== undefined ? { body: c.body } : {}),
+          },
+        );
       const id = theirs[c.resource]!;
       const res = await send(id);
       expect(res.status).toBe(404);

@@ -95,6 +95,7 @@ describe.runIf(available)("PostgreSQL store", () => {
         [schema],
       );
       expect(tables.map((t) => t.table_name)).toEqual([
+        "access_tokens",
         "event_listeners",
         "flow_tasks",
         "flows",
@@ -105,6 +106,9 @@ describe.runIf(available)("PostgreSQL store", () => {
         "task_deps",
         "task_types",
         "tasks",
+        "workflow_history",
+        "workflow_signals",
+        "workflows",
       ]);
     });
   });

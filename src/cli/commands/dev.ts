@@ -31,7 +31,7 @@ export function devCommand(program: Command): void {
         const signal = untilSignal();
         let running;
         try {
-          registerExamples(engine);
+          await registerExamples(engine);
           await engine.start();
           running = await createServer(engine).listen(port, host);
         } catch (err) {

@@ -1,25 +1,13 @@
 import type { Command } from "commander";
-import type { Engine } from "../../core/engine.js";
 import { TASK_STATUSES, type TaskStatus } from "../../core/types.js";
 import { withEngine } from "../context.js";
 import { paintStatus, table } from "../output.js";
 import { action } from "../run.js";
 
-/**
- * Lane stats, when the engine has them. COORDINATOR: once lanes land, replace this probe with
- * the lanes helper's engine call that lists every lane's `LaneStats` (as GET /api/v1/stats does).
- */
-async function laneStats(engine: Engine): Promise<unknown[]> {
-  const lanes = (engine as unknown as { lanes?: { stats?: () => Promise<unknown[]> | unknown[] } })
-    .lanes;
-  if (lanes && typeof lanes.stats === "function") return await lanes.stats();
-  return [];
-}
-
 export function statsCommand(program: Command): void {
   program
     .command("stats")
-    .description("task counts by status (and lanes, when the engine has them)")
+    .description("task counts by status, and every lane's load")
     .option("--tenant <tenant>", "only this tenant")
     .option("--project <project>", "only this project")
     .action(
@@ -36,7 +24,7 @@ export function statsCommand(program: Command): void {
               ),
             ),
           ) as Record<TaskStatus, number>;
-          const lanes = await laneStats(engine);
+          const lanes = await engine.lanes.list();
           if (ctx.o.json) return ctx.o.data({ counts, lanes });
           const total = Object.values(counts).reduce((a, b) => a + b, 0);
           ctx.o.out(
@@ -51,7 +39,20 @@ export function statsCommand(program: Command): void {
           );
           if (lanes.length) {
             ctx.o.out();
-            ctx.o.out(JSON.stringify(lanes, null, 2));
+            ctx.o.out(
+              table(
+                ctx.o,
+                ["LANE", "CONCURRENCY", "RUNNING", "QUEUED", "PER MIN", "ETA"],
+                lanes.map((l) => [
+                  l.name,
+                  String(l.concurrency),
+                  String(l.running),
+                  String(l.queued),
+                  String(l.throughput1m),
+                  l.queued ? `${Math.round(l.etaMs / 1000)}s` : "-",
+                ]),
+              ),
+            );
           }
         });
       }),

@@ -1,10 +1,11 @@
 import type { Engine } from "../../core/engine.js";
+import { fanOut } from "../../workflow/flows.js";
 
 /**
  * The example task types `loom dev` registers, so a first run has something to look at.
  * Each shows one engine feature: progress, results, retries.
  */
-export function registerExamples(engine: Engine): void {
+export async function registerExamples(engine: Engine): Promise<void> {
   /** Sleeps `ms` in ten steps, reporting progress; honours cancellation. */
   engine.register(
     "demo.sleep",
@@ -37,24 +38,61 @@ export function registerExamples(engine: Engine): void {
     { maxRetries: 3, backoff: { baseMs: 500, maxMs: 2000, factor: 2 } },
   );
 
-  // COORDINATOR: once lanes land, declare an example lane here and put a demo type through it:
-  //   engine.lane("demo.llm", { concurrency: 2 });
-  //   engine.register("demo.chat", handler, { lane: "demo.llm" });
+  // A scarce resource: at most 2 "model calls" at once, shared fairly between callers.
+  await engine.lane("demo.llm", { concurrency: 2 });
+  engine.register(
+    "demo.chat",
+    async (task: { input: { prompt?: string } | null }, ctx) => {
+      await abortableDelay(1500, ctx.signal);
+      return { reply: `echo: ${String(task.input?.prompt ?? "")}` };
+    },
+    { lane: "demo.llm" },
+  );
 
-  // COORDINATOR: once workflows land, define a sample workflow here, e.g.
-  //   engine.workflow("demo.onboarding", { run: async (ctx, input) => { ... ctx.activity("demo.echo", …) … } });
+  /** A durable workflow: a step, an activity through the lane, a durable sleep, a signal. */
+  engine.workflow("demo.onboarding", {
+    run: async (ctx, input: { user?: string } | null) => {
+      const user = String(input?.user ?? "ada");
+      const account = await ctx.step("create-account", () => ({ user, id: `acct-${user}` }));
+      const welcome = await ctx.activity("demo.chat", { prompt: `welcome ${user}` });
+      await ctx.sleep("settle", 2_000);
+      let approved: unknown = "timed out";
+      try {
+        approved = await ctx.waitForSignal("approve", { timeoutMs: 60_000 });
+      } catch {
+        // No one approved within a minute: carry on, recorded as such.
+      }
+      return { account, welcome, approved };
+    },
+  });
 }
 
 /** The tasks `loom dev` submits at start. */
 export async function submitExamples(engine: Engine): Promise<string[]> {
-  return engine.submitMany([
+  const ids = await engine.submitMany([
     { type: "demo.echo", input: { hello: "world" } },
     { type: "demo.sleep", input: { ms: 5000 }, labels: { example: "progress" } },
     { type: "demo.sleep", input: { ms: 20_000 }, priority: 2 },
     { type: "demo.flaky", input: { failRate: 0.5 } },
     { type: "demo.flaky", input: { failRate: 0.9 } },
+    ...["ada", "grace", "alan"].map((caller) => ({
+      type: "demo.chat",
+      input: { prompt: `hello from ${caller}` },
+      caller,
+    })),
   ]);
-  // COORDINATOR: once workflows land, start the sample workflow here too.
+  await engine.workflows.start("demo.onboarding", { user: "ada" });
+  await engine.flow(
+    fanOut("demo.fan-out", {
+      tasks: [
+        { key: "a", type: "demo.echo", input: { part: "a" } },
+        { key: "b", type: "demo.sleep", input: { ms: 2000 } },
+        { key: "c", type: "demo.echo", input: { part: "c" } },
+      ],
+      then: { key: "join", type: "demo.echo", input: { joined: true } },
+    }),
+  );
+  return ids;
 }
 
 function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {

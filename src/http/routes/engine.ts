@@ -4,6 +4,7 @@ import type { EngineStats } from "../../core/stats.js";
 import type { TaskFilter } from "../../core/types.js";
 import { visibleTask } from "../access.js";
 import { requireScope, type AuthEnv, type Principal } from "../auth.js";
+import { laneStatsToJson } from "./lanes.js";
 import { IdParamSchema, problemResponses, TaskSchema, taskToJson } from "../schemas.js";
 import {
   CancelAllSchema,
@@ -75,13 +76,16 @@ export function engineRoutes(app: OpenAPIHono<AuthEnv>, engine: Engine): void {
       },
     }),
     async (c) => {
-      const stats = await cachedStats(scopeOf(c.get("principal"), c.req.valid("query")));
+      const principal = c.get("principal");
+      const [stats, lanes] = await Promise.all([
+        cachedStats(scopeOf(principal, c.req.valid("query"))),
+        engine.lanes.list(),
+      ]);
       return c.json(
         {
           counts: stats.counts,
           throughput: stats.throughput.map((b) => ({ ...b, at: b.at.toISOString() })),
-          // Lane statistics join here once lanes are part of the engine.
-          lanes: [],
+          lanes: lanes.map((l) => laneStatsToJson(l, principal)),
         },
         200,
       );

@@ -57,7 +57,7 @@ const ConcurrencySchema = z.object({ concurrency }).openapi("LaneConcurrency");
  * and totals are visible to every token. Per-caller counts are not: a tenant-bound token sees
  * only the caller named like its tenant (the default caller of its tasks).
  */
-function statsToJson(s: EngineLaneStats, p: Principal) {
+export function laneStatsToJson(s: EngineLaneStats, p: Principal) {
   return {
     ...s,
     oldestQueuedAt: s.oldestQueuedAt?.toISOString() ?? null,
@@ -93,7 +93,7 @@ export function laneRoutes(app: OpenAPIHono<AuthEnv>, engine: Engine): void {
     }),
     async (c) => {
       const p = c.get("principal");
-      const items = (await engine.lanes.list()).map((s) => statsToJson(s, p));
+      const items = (await engine.lanes.list()).map((s) => laneStatsToJson(s, p));
       return c.json({ items }, 200);
     },
   );
@@ -113,7 +113,7 @@ export function laneRoutes(app: OpenAPIHono<AuthEnv>, engine: Engine): void {
     }),
     async (c) => {
       const { name } = c.req.valid("param");
-      return c.json(statsToJson(await found(name), c.get("principal")), 200);
+      return c.json(laneStatsToJson(await found(name), c.get("principal")), 200);
     },
   );
 
@@ -138,7 +138,7 @@ export function laneRoutes(app: OpenAPIHono<AuthEnv>, engine: Engine): void {
       const { name } = c.req.valid("param");
       const body = c.req.valid("json");
       const lane = await engine.lane(name, body);
-      return c.json(statsToJson(await lane.stats(), c.get("principal")), 200);
+      return c.json(laneStatsToJson(await lane.stats(), c.get("principal")), 200);
     },
   );
 
@@ -163,7 +163,7 @@ export function laneRoutes(app: OpenAPIHono<AuthEnv>, engine: Engine): void {
       const { concurrency: n } = c.req.valid("json");
       await found(name);
       await engine.lanes.handle(name).setConcurrency(n);
-      return c.json(statsToJson(await found(name), c.get("principal")), 200);
+      return c.json(laneStatsToJson(await found(name), c.get("principal")), 200);
     },
   );
 }

@@ -67,6 +67,24 @@ export function laneSuite(ctx: StoreContext): void {
   });
 
   describe("lanes: claims", () => {
+    it("adopts ready lane-less rows of a type into its lane, and only those", async () => {
+      await ctx.store.saveLane(lane("L", 2), T0);
+      const tasks = [
+        newTask({ type: "t", tenant: "acme" }),
+        newTask({ type: "u" }),
+        newTask({ type: "t", lane: "K", caller: "x" }),
+      ];
+      await ctx.store.insertTasks(tasks);
+      const [loose, other, inLane] = tasks.map((t) => t.id) as [string, string, string];
+      expect(await claimLane(ctx.store, T0)).toEqual([]);
+      expect(await ctx.store.adoptIntoLane("t", "L", T0 + 1)).toBe(1);
+      expect(await mustGet(ctx.store, loose)).toMatchObject({ lane: "L", caller: "acme" });
+      expect(await mustGet(ctx.store, other)).toMatchObject({ lane: null });
+      expect(await mustGet(ctx.store, inLane)).toMatchObject({ lane: "K", caller: "x" });
+      expect((await claimLane(ctx.store, T0 + 1)).map((c) => c.id)).toEqual([loose]);
+      expect(await ctx.store.adoptIntoLane("t", "L", T0 + 2)).toBe(0);
+    });
+
     it("claims nothing for a lane nobody declared", async () => {
       await insert(ctx.store, laned("a"));
       expect(await claimLane(ctx.store, T0)).toEqual([]);

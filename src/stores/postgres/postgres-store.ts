@@ -952,6 +952,19 @@ export class PostgresStore implements Store {
     return this.tx("lane preemptions", (c) => this.lanes.preemptions(this.runner(c), engineName));
   }
 
+  async adoptIntoLane(type: string, lane: string, now: number): Promise<number> {
+    this.ensureOpen();
+    // deps_left = 0 keeps the statement on the ready index; blocked rows are adopted once ready.
+    const res = await this.q(
+      "adopt into lane",
+      `UPDATE ${this.s}.tasks SET lane = $1, caller = COALESCE(caller, tenant), updated_at = $2
+        WHERE type = $3 AND status IN ('pending', 'retrying') AND deps_left = 0 AND lane IS NULL`,
+      [lane, ms(now), type],
+      "adopt_lane",
+    );
+    return res.rowCount ?? 0;
+  }
+
   async listLanes(): Promise<LaneDef[]> {
     this.ensureOpen();
     return this.tx("list lanes", (c) => this.lanes.list(this.runner(c)));
