@@ -48,7 +48,9 @@ export function devCommand(program: Command): void {
           o.out(`  API        ${running.url}/api/v1   (docs ${running.url}/docs)`);
           o.out(`  store      ${describeStore(store)}`);
           if (ids.length)
-            o.out(`  submitted  ${ids.length} example tasks (demo.echo, demo.sleep, demo.flaky)`);
+            o.out(
+              `  submitted  ${ids.length} example tasks, a workflow run (demo.onboarding) and a flow (demo.fan-out)`,
+            );
           o.out(
             paint(
               o,
