@@ -118,6 +118,8 @@ export class Dispatcher implements AttemptHost {
   private unwatch: (() => void) | null = null;
   private storeErrors = 0;
   private idleListeners: (() => void)[] = [];
+  /** Slots held for tasks this process claims itself outside the exchange (a workflow it starts). */
+  private reserved = 0;
 
   constructor(private readonly host: DispatcherHost) {}
 
@@ -160,6 +162,7 @@ export class Dispatcher implements AttemptHost {
       this.inHandler.size === 0 &&
       this.finished.length === 0 &&
       this.inFlight === 0 &&
+      this.reserved === 0 &&
       !this.tickQueued
     );
   }
@@ -219,7 +222,30 @@ export class Dispatcher implements AttemptHost {
   }
 
   private freeSlots(): number {
-    return this.accepting ? this.host.concurrency - this.running.size : 0;
+    return this.accepting ? this.host.concurrency - this.running.size - this.reserved : 0;
+  }
+
+  /**
+   * Hold a free slot for a task this process is about to claim in its own write (a workflow run
+   * it starts and executes inline). False when no slot is free: the task goes through the queue.
+   * Every reservation ends with `adopt` or `unreserve`.
+   */
+  reserveSlot(): boolean {
+    if (this.freeSlots() <= 0) return false;
+    this.reserved++;
+    return true;
+  }
+
+  unreserve(): void {
+    this.reserved--;
+    this.wake();
+    this.maybeIdle();
+  }
+
+  /** Start a task claimed (into `running`, for this engine) outside the exchange, in a reserved slot. */
+  adopt(c: ClaimedTask): void {
+    this.reserved--;
+    this.startAttempt(c, this.host.clock.now(), true);
   }
 
   private tick(): void {

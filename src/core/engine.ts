@@ -462,6 +462,21 @@ export class Engine {
     else this.dispatcher.wakeAt(at);
   }
 
+  /** @internal Hold a worker slot for a workflow run this process starts and executes inline. */
+  reserveSlot(): boolean {
+    return this.started && !this.closing && this.dispatcher.reserveSlot();
+  }
+
+  /** @internal Give back a slot held by `reserveSlot` that will not be used. */
+  unreserveSlot(): void {
+    this.dispatcher.unreserve();
+  }
+
+  /** @internal Run a task this process claimed in its own write, in the slot `reserveSlot` held. */
+  adoptClaimed(c: ClaimedTask): void {
+    this.dispatcher.adopt(c);
+  }
+
   /** @internal A task row for a workflow activity, built and checked like a submit. */
   async prepareTask(req: TaskRequest, workflowId: string): Promise<NewTask> {
     this.assertNotReserved(req, "type");

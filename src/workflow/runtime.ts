@@ -111,6 +111,18 @@ export class WorkflowRuntime {
   private readonly maxHistoryEvents: number;
   private readonly heldRetryMs: number;
   private registered = false;
+  /** A run this process just created with its first wake-up claimed: executed without a load. */
+  private fresh: { taskId: string; run: WorkflowRunRow } | null = null;
+  /** Runs executing in this process now: `result()` waits for their end event, no read. */
+  private readonly executing = new Map<string, number>();
+  /**
+   * Outcomes of runs that ended in this process (a terminal state never changes), so `result()`
+   * of a run executed here answers without a read. Bounded; the oldest are dropped.
+   */
+  private readonly ended = new Map<
+    string,
+    { status: "completed" | "failed"; result: string | null; error: string | null }
+  >();
 
   constructor(
     private readonly engine: Engine,
@@ -193,7 +205,24 @@ export class WorkflowRuntime {
       project: opts.project,
       parentId: null,
     });
-    const { run, created } = await this.engine.store.createWorkflowRun(row);
+    // With a free slot here, claim the run's first wake-up in the same write that creates the
+    // run and execute it at once: no queue, no claim round trip, no history load.
+    if (this.engine.reserveSlot()) {
+      row.claim = {
+        taskId: this.ids(),
+        attemptId: `${this.ids()}.1`,
+        engineName: this.engine.name,
+      };
+    }
+    let created: boolean;
+    let run: WorkflowRunRow;
+    try {
+      ({ run, created } = await this.engine.store.createWorkflowRun(row));
+    } catch (err) {
+      if (row.claim) this.engine.unreserveSlot();
+      throw err;
+    }
+    if (row.claim && !created) this.engine.unreserveSlot();
     if (!created && (run.name !== row.name || run.tenant !== row.tenant)) {
       throw new ValidationError(
         `a workflow run with id ${row.id} already exists under another name or tenant`,
@@ -202,9 +231,41 @@ export class WorkflowRuntime {
     }
     if (created) {
       this.emit("workflow.started", run, "pending");
-      this.engine.wakeDispatcher();
+      if (row.claim) this.adoptFresh(run, row.claim.taskId, row.claim.attemptId, row.leaseMs);
+      else this.engine.wakeDispatcher();
     }
     return { handle: this.handle(run.id), created };
+  }
+
+  /** Execute a run just created here, its first wake-up claimed by the same write. */
+  private adoptFresh(run: WorkflowRunRow, taskId: string, attemptId: string, leaseMs: number) {
+    this.fresh = { taskId, run };
+    try {
+      this.engine.adoptClaimed({
+        id: taskId,
+        type: WORKFLOW_TASK_TYPE,
+        tenant: run.tenant,
+        project: run.project,
+        requestId: null,
+        workflowId: run.id,
+        attempt: 1,
+        attemptId,
+        input: JSON.stringify({ workflowId: run.id }),
+        caller: null,
+        priority: 1,
+        labels: null,
+        metadata: null,
+        timeoutMs: null,
+        maxRetries: 1000,
+        crashCount: 0,
+        backoff: null,
+        leaseMs,
+        runAt: run.createdAt,
+        traceContext: null,
+      });
+    } finally {
+      this.fresh = null;
+    }
   }
 
   private async newRun(
@@ -285,10 +346,17 @@ export class WorkflowRuntime {
         types: ["workflow.completed", "workflow.failed", "workflow.cancelled"],
       });
       try {
-        const run = await this.status(id);
-        if (run.status === "completed") return run.result;
-        if (run.status === "failed" || run.status === "cancelled") {
-          throw new WorkflowExecutionError(id, `${run.status}: ${run.error ?? ""}`);
+        const ended = this.ended.get(id);
+        if (ended?.status === "completed")
+          return ended.result === null ? null : fromText(ended.result);
+        if (ended) throw new WorkflowExecutionError(id, `failed: ${ended.error ?? ""}`);
+        // A run executing here tells its end by event: no need to read it meanwhile.
+        if (!this.executing.has(id)) {
+          const run = await this.status(id);
+          if (run.status === "completed") return run.result;
+          if (run.status === "failed" || run.status === "cancelled") {
+            throw new WorkflowExecutionError(id, `${run.status}: ${run.error ?? ""}`);
+          }
         }
         const left = deadline - Date.now();
         if (left <= 0) throw new WaitTimeoutError(id, timeoutMs ?? 0);
@@ -366,7 +434,36 @@ export class WorkflowRuntime {
   /** The handler of `loom.workflow` wake-up tasks: replay the run until it waits or ends. */
   private async execute(task: RunningTask, ctx: TaskContext): Promise<void> {
     const id = task.workflowId ?? (task.input as { workflowId: string }).workflowId;
-    const loaded = await this.engine.store.loadWorkflow(id);
+    this.executing.set(id, (this.executing.get(id) ?? 0) + 1);
+    try {
+      await this.executeRun(id, task, ctx);
+    } finally {
+      const n = this.executing.get(id)! - 1;
+      if (n === 0) this.executing.delete(id);
+      else this.executing.set(id, n);
+    }
+  }
+
+  private async executeRun(id: string, task: RunningTask, ctx: TaskContext): Promise<void> {
+    const fresh = this.fresh;
+    // A run created by this process a moment ago has only its WORKFLOW_STARTED event and no
+    // signals (a signal since then woke it with a second wake-up task, which loads it).
+    const loaded =
+      fresh && fresh.taskId === task.id && fresh.run.id === id
+        ? {
+            run: fresh.run,
+            history: [
+              {
+                seq: 0,
+                kind: "WORKFLOW_STARTED",
+                name: fresh.run.name,
+                data: fresh.run.input,
+                at: fresh.run.createdAt,
+              },
+            ],
+            signals: [],
+          }
+        : await this.engine.store.loadWorkflow(id);
     if (!loaded || isTerminal(loaded.run.status)) return;
     const { run } = loaded;
     const def = this.definitionOf(run.name, run.version);
@@ -407,6 +504,7 @@ export class WorkflowRuntime {
       return;
     }
     if (outcome.kind === "completed" || outcome.kind === "failed") {
+      this.remember(id, outcome);
       this.emit(
         outcome.kind === "completed" ? "workflow.completed" : "workflow.failed",
         run,
@@ -415,6 +513,19 @@ export class WorkflowRuntime {
       );
       if (run.parentId) this.engine.wakeDispatcher();
     }
+  }
+
+  private remember(
+    id: string,
+    o: { kind: "completed"; result: string } | { kind: "failed"; error: string },
+  ): void {
+    if (this.ended.size >= 1024) this.ended.delete(this.ended.keys().next().value!);
+    this.ended.set(
+      id,
+      o.kind === "completed"
+        ? { status: "completed", result: o.result, error: null }
+        : { status: "failed", result: null, error: o.error },
+    );
   }
 
   /** Write a checkpoint of `run` through the group committer, then wake and tell what it implies. */

@@ -3,6 +3,7 @@ import { WORKFLOW_TASK_TYPE, type Checkpoint, type NewWorkflowRun } from "../wor
 import type { Store } from "../store.js";
 import {
   T0,
+  claim,
   claimOne,
   complete,
   fail,
@@ -103,6 +104,43 @@ export function workflowSuite(ctx: StoreContext): void {
       expect(la!.run).toMatchObject({ status: "running", historyLen: 2, state: '{"k":1}' });
       expect(la!.history.map((e) => e.kind)).toEqual(["WORKFLOW_STARTED", "STEP_COMPLETED"]);
       expect((await ctx.store.loadWorkflow(b.id))!.history).toHaveLength(1);
+    });
+
+    it("a run created with its first wake-up claimed: running for that attempt, settled by it", async () => {
+      const run = newRun({
+        claim: { taskId: nextId("wake"), attemptId: "n1.1", engineName: "e1" },
+      });
+      expect((await ctx.store.createWorkflowRun(run)).created).toBe(true);
+      expect(await wakes(ctx.store, run.id)).toHaveLength(0);
+      const task = await ctx.store.getTask(run.claim!.taskId);
+      expect(task).toMatchObject({
+        type: WORKFLOW_TASK_TYPE,
+        status: "running",
+        workflowId: run.id,
+        attempt: 1,
+        crashPolicy: "retry",
+      });
+      // Not claimable by anyone else; recovered like any attempt of that engine.
+      expect(await claim(ctx.store, T0, { types: [WORKFLOW_TASK_TYPE] })).toEqual([]);
+      const again = await ctx.store.createWorkflowRun({
+        ...run,
+        claim: { taskId: nextId("wake"), attemptId: "n2.1", engineName: "e1" },
+      });
+      expect(again.created).toBe(false);
+      expect((await ctx.store.listTasks({ workflowId: run.id })).items).toHaveLength(1);
+      const recovered = await ctx.store.recoverEngine("e1", T0 + 1);
+      expect(recovered.map((c) => c.id)).toEqual([run.claim!.taskId]);
+      expect(await wakes(ctx.store, run.id)).toHaveLength(1);
+      const other = newRun({
+        claim: { taskId: nextId("wake"), attemptId: "n3.1", engineName: "e1" },
+      });
+      await ctx.store.createWorkflowRun(other);
+      const out = await settle(
+        ctx.store,
+        T0 + 2,
+        complete({ id: other.claim!.taskId, attemptId: "n3.1" }),
+      );
+      expect(out[0]).toMatchObject({ ok: true, status: "completed" });
     });
 
     it("a checkpoint's wake-up pulls the pending one earlier instead of adding another", async () => {

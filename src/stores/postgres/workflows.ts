@@ -99,13 +99,19 @@ export class PgWorkflows implements WorkflowStore {
          SELECT id, 0, 0, 'WORKFLOW_STARTED', $2, $4, $9 FROM ins
        ), wake AS (
          INSERT INTO ${s}.tasks (id, type, status, input, tenant, project, priority, max_retries,
-           crash_policy, max_crashes, lease_ms, run_at, workflow_id, created_at, updated_at)
-         SELECT 'w' || replace(gen_random_uuid()::text, '-', ''), 'loom.workflow', 'pending',
+           crash_policy, max_crashes, lease_ms, run_at, workflow_id, created_at, updated_at,
+           attempt, attempt_id, engine_name, lease_expires_at, started_at)
+         SELECT coalesce($12::text, 'w' || replace(gen_random_uuid()::text, '-', '')),
+                'loom.workflow', CASE WHEN $12::text IS NULL THEN 'pending' ELSE 'running' END,
                 json_build_object('workflowId', id)::text, tenant, project, 1, 1000, 'retry', 1000,
-                lease_ms, $9, id, $9, $9
+                lease_ms, $9, id, $9, $9,
+                CASE WHEN $12::text IS NULL THEN 0 ELSE 1 END, $13::text, $14::text,
+                CASE WHEN $12::text IS NULL THEN NULL ELSE $9 + lease_ms END,
+                CASE WHEN $12::text IS NULL THEN NULL ELSE $9::bigint END
            FROM ins
        ), n AS (
-         SELECT pg_notify($10, $11) FROM ins
+         -- A wake-up claimed by the starting process needs nobody else woken.
+         SELECT pg_notify($10, $11) FROM ins WHERE $12::text IS NULL
        )
        SELECT (SELECT count(*) FROM ins)::integer AS created,
               (SELECT count(*) FROM n)::integer AS notified,
@@ -123,6 +129,9 @@ export class PgWorkflows implements WorkflowStore {
         now,
         this.p.channel,
         this.p.token,
+        run.claim?.taskId ?? null,
+        run.claim?.attemptId ?? null,
+        run.claim?.engineName ?? null,
       ],
       "wf_create",
     );

@@ -47,6 +47,12 @@ export class SqliteWorkflows implements WorkflowStore {
         SELECT ?, '${WORKFLOW_TASK_TYPE}', 'pending', json_object('workflowId', id), tenant, project,
           1, 1000, 'retry', 1000, lease_ms, ?, id, ?, ?
         FROM loom_workflows WHERE id = ? AND status NOT IN ${TERMINAL}`),
+      // A new run's first wake-up, claimed at once by the process that starts the run (attempt 1).
+      insertClaimedWake: db.prepare(`INSERT INTO loom_tasks (id, type, status, input, tenant,
+        project, priority, max_retries, crash_policy, max_crashes, lease_ms, run_at, workflow_id,
+        attempt, attempt_id, engine_name, lease_expires_at, started_at, created_at, updated_at)
+        VALUES (?, '${WORKFLOW_TASK_TYPE}', 'running', json_object('workflowId', ?), ?, ?, 1, 1000,
+          'retry', 1000, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)`),
       insertRun: db.prepare(`INSERT INTO loom_workflows (id, name, version, status, input, tenant,
         project, parent_id, history_len, lease_ms, created_at, updated_at)
         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT DO NOTHING`),
@@ -105,7 +111,24 @@ export class SqliteWorkflows implements WorkflowStore {
     ).changes;
     if (n === 0) return false;
     s.insertEvent.run(run.id, 0, 0, "WORKFLOW_STARTED", run.name, run.input, run.now);
-    this.wake(run.id, run.now, run.now);
+    const c = run.claim;
+    if (c) {
+      s.insertClaimedWake.run(
+        c.taskId,
+        run.id,
+        run.tenant,
+        run.project,
+        run.leaseMs,
+        run.now,
+        run.id,
+        c.attemptId,
+        c.engineName,
+        run.now + run.leaseMs,
+        run.now,
+        run.now,
+        run.now,
+      );
+    } else this.wake(run.id, run.now, run.now);
     return true;
   }
 
