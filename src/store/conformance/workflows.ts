@@ -106,6 +106,70 @@ export function workflowSuite(ctx: StoreContext): void {
       expect((await ctx.store.loadWorkflow(b.id))!.history).toHaveLength(1);
     });
 
+    it("a group commit of many runs fences each on its own, wakes and ends them", async () => {
+      const parent = newRun();
+      await ctx.store.createWorkflowRun(parent);
+      await settle(
+        ctx.store,
+        T0,
+        complete(await claimOne(ctx.store, T0, { types: [WORKFLOW_TASK_TYPE] })),
+      );
+      const child = newRun({ id: `${parent.id}:1`, parentId: parent.id });
+      await ctx.store.appendCheckpoints([
+        checkpoint(parent.id, 1, { status: "waiting", children: [child] }),
+      ]);
+      await settle(
+        ctx.store,
+        T0,
+        complete(await claimOne(ctx.store, T0, { types: [WORKFLOW_TASK_TYPE] })),
+      );
+      const a = newRun();
+      const b = newRun();
+      const c = newRun();
+      for (const r of [a, b, c]) await ctx.store.createWorkflowRun(r);
+      const step = (seq: number, data: string) => ({
+        seq,
+        kind: "STEP_COMPLETED",
+        name: `s${seq}`,
+        data,
+        at: T0 + 1,
+      });
+      const results = await ctx.store.appendCheckpoints([
+        checkpoint(a.id, 1, { events: [step(1, "1"), step(2, "2")], state: '{"k":1}' }),
+        checkpoint(b.id, 4, { events: [step(1, "x")] }), // stale length
+        checkpoint(c.id, 1, {
+          status: "waiting",
+          waitingFor: '{"kind":"timer","name":"t"}',
+          wakeAt: T0 + 60_000,
+        }),
+        checkpoint(child.id, 1, {
+          status: "completed",
+          result: "7",
+          events: [{ seq: 0, kind: "WORKFLOW_COMPLETED", name: null, data: "7", at: T0 + 1 }],
+        }),
+      ]);
+      expect(results).toEqual([true, false, true, true]);
+      const la = await ctx.store.loadWorkflow(a.id);
+      expect(la!.run).toMatchObject({ status: "running", historyLen: 3, state: '{"k":1}' });
+      expect(la!.history.map((e) => [e.kind, e.data])).toEqual([
+        ["WORKFLOW_STARTED", '{"n":1}'],
+        ["STEP_COMPLETED", "1"],
+        ["STEP_COMPLETED", "2"],
+      ]);
+      expect((await ctx.store.loadWorkflow(b.id))!.history).toHaveLength(1);
+      // c's first wake-up is still pending: kept (the earlier time), not doubled.
+      expect(await wakes(ctx.store, c.id)).toHaveLength(1);
+      expect((await ctx.store.getWorkflowRun(c.id))!.waitingFor).toBe(
+        '{"kind":"timer","name":"t"}',
+      );
+      expect(await ctx.store.getWorkflowRun(child.id)).toMatchObject({
+        status: "completed",
+        result: "7",
+        completedAt: T0 + 1,
+      });
+      expect(await wakes(ctx.store, parent.id)).toHaveLength(1);
+    });
+
     it("a run created with its first wake-up claimed: running for that attempt, settled by it", async () => {
       const run = newRun({
         claim: { taskId: nextId("wake"), attemptId: "n1.1", engineName: "e1" },
