@@ -120,6 +120,10 @@ export class Dispatcher implements AttemptHost {
   private idleListeners: (() => void)[] = [];
   /** Slots held for tasks this process claims itself outside the exchange (a workflow it starts). */
   private reserved = 0;
+  /** Bumped by every `wake()`: a claim that comes back short with it unchanged saw an empty queue. */
+  private wakes = 0;
+  /** The last claim found fewer ready tasks than it asked for, and nothing woke us since. */
+  private drained = false;
 
   constructor(private readonly host: DispatcherHost) {}
 
@@ -175,6 +179,8 @@ export class Dispatcher implements AttemptHost {
 
   /** Something may be ready: look soon. */
   wake(): void {
+    this.wakes++;
+    this.drained = false;
     if (this.tickQueued) return;
     if (!this.accepting && this.finished.length === 0) return;
     this.tickQueued = true;
@@ -286,6 +292,7 @@ export class Dispatcher implements AttemptHost {
       if (claim) this.claimInFlight = false;
     };
     const now = this.host.clock.now();
+    const wakes = this.wakes;
     let settled: SettleOutcome[] = [];
     let claimed: ClaimedTask[] = [];
     let prefetched: ClaimedTask[] | undefined;
@@ -322,6 +329,7 @@ export class Dispatcher implements AttemptHost {
     const limit = claim?.limit ?? 0;
     const fullBatch = limit > 0 && claimed.length === limit;
     const fullPrefetch = (claim?.prefetch ?? 0) > 0 && prefetched?.length === claim?.prefetch;
+    if (claim) this.drained = !fullBatch && !fullPrefetch && wakes === this.wakes;
     if (
       this.finished.length > 0 ||
       (fullBatch && this.freeSlots() > 0) ||
@@ -456,8 +464,28 @@ export class Dispatcher implements AttemptHost {
     }
   }
 
+  /**
+   * The handler completed its own task in its last store write: free the slot and tell, no
+   * write. Look for more work only if the last claim did not already find the queue empty.
+   */
+  private completedInStore(attempt: Attempt): void {
+    const c = attempt.claimed;
+    this.retire(attempt);
+    this.host.instruments.runTime.record(this.host.clock.now() - attempt.startedAt, {
+      type: c.type,
+    });
+    this.host.emitChange("task.completed", c, "completed");
+    this.host.instruments.completed.add(1, { type: c.type });
+    this.host.forgetResults(c.id);
+    this.host.settledLocally(c.id);
+    this.startBuffered();
+    if (this.drained) this.maybeIdle();
+    else this.wake();
+  }
+
   private succeeded(attempt: Attempt, reg: RegisteredType, result: unknown): void {
     if (attempt.done) return;
+    if (attempt.completedInStore) return this.completedInStore(attempt);
     const c = attempt.claimed;
     let json: string | null;
     try {
@@ -484,6 +512,7 @@ export class Dispatcher implements AttemptHost {
 
   private failed(attempt: Attempt, err: unknown, retryable = true): void {
     if (attempt.done) return;
+    if (attempt.completedInStore) return this.completedInStore(attempt);
     const c = attempt.claimed;
     const error = errorText(err);
     const at = retryAt(c, retryable, this.host.clock.now(), parseBackoff(c.backoff));

@@ -71,6 +71,7 @@ import type { EventListener } from "./events.js";
 import type { EventFilter } from "./types.js";
 import { WorkflowRuntime, type WorkflowEngineOptions } from "../workflow/runtime.js";
 import type { WorkflowDefinition, WorkflowOptions, WorkflowsApi } from "../workflow/types.js";
+import { WORKFLOW_TASK_TYPE } from "../store/workflows.js";
 
 export interface RetentionOptions {
   /** Terminal tasks older than this are deleted. Default 24 h. */
@@ -1308,7 +1309,12 @@ export class Engine {
   emitChange(type: LoomEventType, ref: TaskRef, status: TaskStatus, error?: string | null): void {
     if (type === "task.completed") this.recordCompletion(ref.type);
     // An activity ended: the store enqueued its run's wake-up in the same write; claim it soon.
-    if (ref.workflowId !== null && this.workflowRuntime && isTerminal(status))
+    if (
+      ref.workflowId !== null &&
+      ref.type !== WORKFLOW_TASK_TYPE &&
+      this.workflowRuntime &&
+      isTerminal(status)
+    )
       this.wakeDispatcher();
     if (!this.wantsEvents) return;
     const event = this.eventBase(type, ref, status);

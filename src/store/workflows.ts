@@ -100,6 +100,11 @@ export interface Checkpoint {
   /** Child runs to start. */
   children: NewWorkflowRun[];
   now: number;
+  /**
+   * The wake-up task whose execution wrote this (its last) checkpoint: completed in the same
+   * write when the checkpoint applies and the attempt still owns the task.
+   */
+  settle?: { taskId: string; attemptId: string } | null;
 }
 
 export interface WorkflowRunFilter {

@@ -6,6 +6,7 @@ import {
   WorkflowExecutionError,
   WorkflowNotFoundError,
 } from "../core/errors.js";
+import { Attempt } from "../core/attempt.js";
 import { timeOrderedIds } from "../core/ids.js";
 import { assertName, validateInput } from "../core/task-request.js";
 import type {
@@ -472,7 +473,7 @@ export class WorkflowRuntime {
       const error = `version ${run.version} of workflow ${run.name} is not registered in engine ${this.engine.name}${
         versions.length ? ` (it has ${versions.join(", ")})` : ""
       }; the run waits for a process that has it`;
-      await this.commit(run, {
+      await this.commit(run, ctx, {
         workflowId: id,
         expectedLen: run.historyLen,
         events: [],
@@ -488,7 +489,7 @@ export class WorkflowRuntime {
       return;
     }
     const exec = new Execution(
-      this.executionHost(run),
+      this.executionHost(run, ctx),
       run,
       loaded.history,
       loaded.signals,
@@ -529,9 +530,16 @@ export class WorkflowRuntime {
   }
 
   /** Write a checkpoint of `run` through the group committer, then wake and tell what it implies. */
-  private async commit(run: WorkflowRunRow, cp: Checkpoint): Promise<boolean> {
+  private async commit(run: WorkflowRunRow, ctx: TaskContext, cp: Checkpoint): Promise<boolean> {
+    // A checkpoint that is not a step's is the execution's last: it completes the wake-up task
+    // in the same write, and the dispatcher has nothing left to write for it.
+    const attempt = ctx instanceof Attempt ? ctx : null;
+    if (cp.status !== "running" && attempt) {
+      cp.settle = { taskId: attempt.claimed.id, attemptId: attempt.claimed.attemptId };
+    }
     const ok = await this.committer.commit(cp);
     if (!ok) return false;
+    if (cp.settle && attempt) attempt.completedInStore = true;
     if (cp.tasks.length || cp.children.length) this.engine.wakeDispatcher();
     if (cp.wakeAt !== null) this.engine.wakeDispatcher(cp.wakeAt);
     if (this.engine.wantsWorkflowEvents) {
@@ -552,7 +560,7 @@ export class WorkflowRuntime {
     return true;
   }
 
-  private executionHost(run: WorkflowRunRow): ExecutionHost {
+  private executionHost(run: WorkflowRunRow, ctx: TaskContext): ExecutionHost {
     const engine = this.engine;
     return {
       now: () => engine.clock.now(),
@@ -596,7 +604,7 @@ export class WorkflowRuntime {
         return t ? { status: t.status, result: t.result, error: t.error } : null;
       },
       runOutcome: (runId) => engine.store.getWorkflowRun(runId),
-      commit: (cp) => this.commit(run, cp),
+      commit: (cp) => this.commit(run, ctx, cp),
       maxHistoryEvents: this.maxHistoryEvents,
       heldRetryMs: this.heldRetryMs,
     };

@@ -207,6 +207,59 @@ export function workflowSuite(ctx: StoreContext): void {
       expect(out[0]).toMatchObject({ ok: true, status: "completed" });
     });
 
+    it("a run's last checkpoint completes its wake-up task in the same write (if still owned)", async () => {
+      const run = newRun({
+        claim: { taskId: nextId("wake"), attemptId: "m1.1", engineName: "e1" },
+      });
+      await ctx.store.createWorkflowRun(run);
+      const settle = { taskId: run.claim!.taskId, attemptId: "m1.1" };
+      // A stale checkpoint writes nothing, the task included.
+      expect(await ctx.store.appendCheckpoints([checkpoint(run.id, 3, { settle })])).toEqual([
+        false,
+      ]);
+      expect((await ctx.store.getTask(settle.taskId))!.status).toBe("running");
+      // Another attempt's id completes nothing; the checkpoint still applies.
+      const ok = await ctx.store.appendCheckpoints([
+        checkpoint(run.id, 1, {
+          status: "waiting",
+          waitingFor: '{"kind":"signal","name":"s"}',
+          settle: { taskId: settle.taskId, attemptId: "other.1" },
+        }),
+      ]);
+      expect(ok).toEqual([true]);
+      expect((await ctx.store.getTask(settle.taskId))!.status).toBe("running");
+      const done = await ctx.store.appendCheckpoints([
+        checkpoint(run.id, 1, {
+          status: "completed",
+          result: "1",
+          events: [{ seq: 0, kind: "WORKFLOW_COMPLETED", name: null, data: "1", at: T0 + 1 }],
+          settle,
+        }),
+      ]);
+      expect(done).toEqual([true]);
+      expect(await ctx.store.getTask(settle.taskId)).toMatchObject({
+        status: "completed",
+        result: null,
+        completedAt: new Date(T0 + 1),
+      });
+      // In a group commit too.
+      const a = newRun({ claim: { taskId: nextId("wake"), attemptId: "m2.1", engineName: "e1" } });
+      const b = newRun({ claim: { taskId: nextId("wake"), attemptId: "m3.1", engineName: "e1" } });
+      await ctx.store.createWorkflowRun(a);
+      await ctx.store.createWorkflowRun(b);
+      const both = await ctx.store.appendCheckpoints([
+        checkpoint(a.id, 1, {
+          status: "failed",
+          error: "x",
+          settle: { taskId: a.claim!.taskId, attemptId: "m2.1" },
+        }),
+        checkpoint(b.id, 1, { status: "running", events: [] }),
+      ]);
+      expect(both).toEqual([true, true]);
+      expect((await ctx.store.getTask(a.claim!.taskId))!.status).toBe("completed");
+      expect((await ctx.store.getTask(b.claim!.taskId))!.status).toBe("running");
+    });
+
     it("a checkpoint's wake-up pulls the pending one earlier instead of adding another", async () => {
       const run = newRun();
       await ctx.store.createWorkflowRun(run);

@@ -269,6 +269,11 @@ export class PgWorkflows implements WorkflowStore {
            FROM unnest($11::integer[], $12::text[], $13::text[], $14::text[], $15::bigint[])
                 WITH ORDINALITY AS e(seq, kind, name, data, at, o)
           WHERE EXISTS (SELECT 1 FROM u)
+       ), done AS (
+         UPDATE ${s}.tasks SET status = 'completed', result = NULL, error = NULL,
+           completed_at = $9, updated_at = $9, lease_expires_at = NULL
+          WHERE id = $19::text AND attempt_id = $20::text AND status IN ('claimed', 'running')
+            AND EXISTS (SELECT 1 FROM u)
        ), own AS (
          SELECT ${s}.wake_workflow($1, $16::bigint, $9) FROM u WHERE $16::bigint IS NOT NULL
        ), parent AS (
@@ -291,16 +296,23 @@ export class PgWorkflows implements WorkflowStore {
     return `WITH cp AS (
          SELECT * FROM unnest($1::text[], $2::integer[], $3::integer[], $4::text[], $5::text[],
                               $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[],
-                              $11::bigint[])
+                              $11::bigint[], $21::text[], $22::text[])
            WITH ORDINALITY AS cp(id, expected, n, status, result, error, state, waiting_for, now,
-                                 completed_at, wake_at, o)
+                                 completed_at, wake_at, task_id, attempt_id, o)
        ), u AS (
          UPDATE ${s}.workflows w SET status = cp.status, result = coalesce(cp.result, w.result),
            error = cp.error, state = coalesce(cp.state, w.state), waiting_for = cp.waiting_for,
            history_len = cp.expected + cp.n, updated_at = cp.now, completed_at = cp.completed_at
          FROM cp
          WHERE w.id = cp.id AND w.history_len = cp.expected AND w.status NOT IN ${TERMINAL}
-         RETURNING cp.o, cp.id, cp.expected, cp.now, cp.completed_at, cp.wake_at, w.parent_id
+         RETURNING cp.o, cp.id, cp.expected, cp.now, cp.completed_at, cp.wake_at, w.parent_id,
+                   cp.task_id, cp.attempt_id
+       ), done AS (
+         UPDATE ${s}.tasks t SET status = 'completed', result = NULL, error = NULL,
+           completed_at = u.now, updated_at = u.now, lease_expires_at = NULL
+           FROM u
+          WHERE t.id = u.task_id AND t.attempt_id = u.attempt_id
+            AND t.status IN ('claimed', 'running')
        ), ev AS (
          INSERT INTO ${s}.workflow_history (workflow_id, pos, seq, kind, name, data, at)
          SELECT u.id, u.expected + e.i, e.seq, e.kind, e.name, e.data, e.at
@@ -351,7 +363,13 @@ export class PgWorkflows implements WorkflowStore {
         cols[17]!.push(Math.round(e.at));
       });
     });
-    return [...cols, this.p.channel, this.p.token];
+    return [
+      ...cols,
+      this.p.channel,
+      this.p.token,
+      cps.map((cp) => cp.settle?.taskId ?? null),
+      cps.map((cp) => cp.settle?.attemptId ?? null),
+    ];
   }
 
   private checkpointParams(cp: Checkpoint): unknown[] {
@@ -377,6 +395,8 @@ export class PgWorkflows implements WorkflowStore {
       cp.wakeAt === null ? null : Math.round(cp.wakeAt),
       this.p.channel,
       this.p.token,
+      cp.settle?.taskId ?? null,
+      cp.settle?.attemptId ?? null,
     ];
   }
 
