@@ -63,6 +63,11 @@ export class Attempt implements TaskContext {
   readonly startedAt: number;
   /** Set once the attempt's outcome is decided (settled, timed out, cancelled, lost). */
   done = false;
+  /**
+   * Set by a handler that completed its own task in a store write of its own (a workflow
+   * wake-up whose last checkpoint also completes it): the dispatcher then writes nothing.
+   */
+  completedInStore = false;
   timeoutTimer: { cancel(): void } | null = null;
   private controller: AbortController | null = null;
   private abortReason: unknown = undefined;

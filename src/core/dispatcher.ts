@@ -118,6 +118,12 @@ export class Dispatcher implements AttemptHost {
   private unwatch: (() => void) | null = null;
   private storeErrors = 0;
   private idleListeners: (() => void)[] = [];
+  /** Slots held for tasks this process claims itself outside the exchange (a workflow it starts). */
+  private reserved = 0;
+  /** Bumped by every `wake()`: a claim that comes back short with it unchanged saw an empty queue. */
+  private wakes = 0;
+  /** The last claim found fewer ready tasks than it asked for, and nothing woke us since. */
+  private drained = false;
 
   constructor(private readonly host: DispatcherHost) {}
 
@@ -160,6 +166,7 @@ export class Dispatcher implements AttemptHost {
       this.inHandler.size === 0 &&
       this.finished.length === 0 &&
       this.inFlight === 0 &&
+      this.reserved === 0 &&
       !this.tickQueued
     );
   }
@@ -172,6 +179,8 @@ export class Dispatcher implements AttemptHost {
 
   /** Something may be ready: look soon. */
   wake(): void {
+    this.wakes++;
+    this.drained = false;
     if (this.tickQueued) return;
     if (!this.accepting && this.finished.length === 0) return;
     this.tickQueued = true;
@@ -219,7 +228,30 @@ export class Dispatcher implements AttemptHost {
   }
 
   private freeSlots(): number {
-    return this.accepting ? this.host.concurrency - this.running.size : 0;
+    return this.accepting ? this.host.concurrency - this.running.size - this.reserved : 0;
+  }
+
+  /**
+   * Hold a free slot for a task this process is about to claim in its own write (a workflow run
+   * it starts and executes inline). False when no slot is free: the task goes through the queue.
+   * Every reservation ends with `adopt` or `unreserve`.
+   */
+  reserveSlot(): boolean {
+    if (this.freeSlots() <= 0) return false;
+    this.reserved++;
+    return true;
+  }
+
+  unreserve(): void {
+    this.reserved--;
+    this.wake();
+    this.maybeIdle();
+  }
+
+  /** Start a task claimed (into `running`, for this engine) outside the exchange, in a reserved slot. */
+  adopt(c: ClaimedTask): void {
+    this.reserved--;
+    this.startAttempt(c, this.host.clock.now(), true);
   }
 
   private tick(): void {
@@ -260,6 +292,7 @@ export class Dispatcher implements AttemptHost {
       if (claim) this.claimInFlight = false;
     };
     const now = this.host.clock.now();
+    const wakes = this.wakes;
     let settled: SettleOutcome[] = [];
     let claimed: ClaimedTask[] = [];
     let prefetched: ClaimedTask[] | undefined;
@@ -296,6 +329,7 @@ export class Dispatcher implements AttemptHost {
     const limit = claim?.limit ?? 0;
     const fullBatch = limit > 0 && claimed.length === limit;
     const fullPrefetch = (claim?.prefetch ?? 0) > 0 && prefetched?.length === claim?.prefetch;
+    if (claim) this.drained = !fullBatch && !fullPrefetch && wakes === this.wakes;
     if (
       this.finished.length > 0 ||
       (fullBatch && this.freeSlots() > 0) ||
@@ -430,8 +464,28 @@ export class Dispatcher implements AttemptHost {
     }
   }
 
+  /**
+   * The handler completed its own task in its last store write: free the slot and tell, no
+   * write. Look for more work only if the last claim did not already find the queue empty.
+   */
+  private completedInStore(attempt: Attempt): void {
+    const c = attempt.claimed;
+    this.retire(attempt);
+    this.host.instruments.runTime.record(this.host.clock.now() - attempt.startedAt, {
+      type: c.type,
+    });
+    this.host.emitChange("task.completed", c, "completed");
+    this.host.instruments.completed.add(1, { type: c.type });
+    this.host.forgetResults(c.id);
+    this.host.settledLocally(c.id);
+    this.startBuffered();
+    if (this.drained) this.maybeIdle();
+    else this.wake();
+  }
+
   private succeeded(attempt: Attempt, reg: RegisteredType, result: unknown): void {
     if (attempt.done) return;
+    if (attempt.completedInStore) return this.completedInStore(attempt);
     const c = attempt.claimed;
     let json: string | null;
     try {
@@ -458,6 +512,7 @@ export class Dispatcher implements AttemptHost {
 
   private failed(attempt: Attempt, err: unknown, retryable = true): void {
     if (attempt.done) return;
+    if (attempt.completedInStore) return this.completedInStore(attempt);
     const c = attempt.claimed;
     const error = errorText(err);
     const at = retryAt(c, retryable, this.host.clock.now(), parseBackoff(c.backoff));

@@ -71,6 +71,7 @@ import type { EventListener } from "./events.js";
 import type { EventFilter } from "./types.js";
 import { WorkflowRuntime, type WorkflowEngineOptions } from "../workflow/runtime.js";
 import type { WorkflowDefinition, WorkflowOptions, WorkflowsApi } from "../workflow/types.js";
+import { WORKFLOW_TASK_TYPE } from "../store/workflows.js";
 
 export interface RetentionOptions {
   /** Terminal tasks older than this are deleted. Default 24 h. */
@@ -460,6 +461,21 @@ export class Engine {
     if (!this.started) return;
     if (at === undefined) this.dispatcher.wake();
     else this.dispatcher.wakeAt(at);
+  }
+
+  /** @internal Hold a worker slot for a workflow run this process starts and executes inline. */
+  reserveSlot(): boolean {
+    return this.started && !this.closing && this.dispatcher.reserveSlot();
+  }
+
+  /** @internal Give back a slot held by `reserveSlot` that will not be used. */
+  unreserveSlot(): void {
+    this.dispatcher.unreserve();
+  }
+
+  /** @internal Run a task this process claimed in its own write, in the slot `reserveSlot` held. */
+  adoptClaimed(c: ClaimedTask): void {
+    this.dispatcher.adopt(c);
   }
 
   /** @internal A task row for a workflow activity, built and checked like a submit. */
@@ -1293,7 +1309,12 @@ export class Engine {
   emitChange(type: LoomEventType, ref: TaskRef, status: TaskStatus, error?: string | null): void {
     if (type === "task.completed") this.recordCompletion(ref.type);
     // An activity ended: the store enqueued its run's wake-up in the same write; claim it soon.
-    if (ref.workflowId !== null && this.workflowRuntime && isTerminal(status))
+    if (
+      ref.workflowId !== null &&
+      ref.type !== WORKFLOW_TASK_TYPE &&
+      this.workflowRuntime &&
+      isTerminal(status)
+    )
       this.wakeDispatcher();
     if (!this.wantsEvents) return;
     const event = this.eventBase(type, ref, status);

@@ -66,6 +66,19 @@ export interface NewWorkflowRun {
   /** Lease of the run's wake-up tasks. */
   leaseMs: number;
   now: number;
+  /**
+   * Claim the new run's first wake-up at once, straight into `running` for this attempt (the
+   * starting process executes the run inline in a slot it reserved). Applies only when the run
+   * is created; absent, the wake-up is an ordinary pending task.
+   */
+  claim?: InlineClaim;
+}
+
+/** The first wake-up of a run, claimed by the process that creates it. */
+export interface InlineClaim {
+  taskId: string;
+  attemptId: string;
+  engineName: string;
 }
 
 /** What one execution of a run writes at once: its new events and how the run stands after. */
@@ -87,6 +100,11 @@ export interface Checkpoint {
   /** Child runs to start. */
   children: NewWorkflowRun[];
   now: number;
+  /**
+   * The wake-up task whose execution wrote this (its last) checkpoint: completed in the same
+   * write when the checkpoint applies and the attempt still owns the task.
+   */
+  settle?: { taskId: string; attemptId: string } | null;
 }
 
 export interface WorkflowRunFilter {

@@ -58,7 +58,7 @@ export interface ExecutionHost {
 
 export type ExecutionOutcome =
   | { kind: "suspended"; waitingFor: WaitingFor; committed: boolean }
-  | { kind: "completed"; committed: boolean }
+  | { kind: "completed"; committed: boolean; result: string }
   | { kind: "failed"; error: string; committed: boolean }
   | { kind: "held"; error: string; committed: boolean }
   | { kind: "conflict" }
@@ -234,8 +234,9 @@ export class Execution {
         return this.finish("failed", err);
       }
       this.push("WORKFLOW_COMPLETED", null, text, now);
-      void this.final("completed", { result: text ?? "null" }).then((ok) =>
-        this.end(ok === null ? { kind: "conflict" } : { kind: "completed", committed: ok }),
+      const result = text ?? "null";
+      void this.final("completed", { result }).then((ok) =>
+        this.end(ok === null ? { kind: "conflict" } : { kind: "completed", committed: ok, result }),
       );
     } else {
       const error = errorData(value);

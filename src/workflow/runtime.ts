@@ -6,6 +6,7 @@ import {
   WorkflowExecutionError,
   WorkflowNotFoundError,
 } from "../core/errors.js";
+import { Attempt } from "../core/attempt.js";
 import { timeOrderedIds } from "../core/ids.js";
 import { assertName, validateInput } from "../core/task-request.js";
 import type {
@@ -111,6 +112,18 @@ export class WorkflowRuntime {
   private readonly maxHistoryEvents: number;
   private readonly heldRetryMs: number;
   private registered = false;
+  /** A run this process just created with its first wake-up claimed: executed without a load. */
+  private fresh: { taskId: string; run: WorkflowRunRow } | null = null;
+  /** Runs executing in this process now: `result()` waits for their end event, no read. */
+  private readonly executing = new Map<string, number>();
+  /**
+   * Outcomes of runs that ended in this process (a terminal state never changes), so `result()`
+   * of a run executed here answers without a read. Bounded; the oldest are dropped.
+   */
+  private readonly ended = new Map<
+    string,
+    { status: "completed" | "failed"; result: string | null; error: string | null }
+  >();
 
   constructor(
     private readonly engine: Engine,
@@ -193,7 +206,24 @@ export class WorkflowRuntime {
       project: opts.project,
       parentId: null,
     });
-    const { run, created } = await this.engine.store.createWorkflowRun(row);
+    // With a free slot here, claim the run's first wake-up in the same write that creates the
+    // run and execute it at once: no queue, no claim round trip, no history load.
+    if (this.engine.reserveSlot()) {
+      row.claim = {
+        taskId: this.ids(),
+        attemptId: `${this.ids()}.1`,
+        engineName: this.engine.name,
+      };
+    }
+    let created: boolean;
+    let run: WorkflowRunRow;
+    try {
+      ({ run, created } = await this.engine.store.createWorkflowRun(row));
+    } catch (err) {
+      if (row.claim) this.engine.unreserveSlot();
+      throw err;
+    }
+    if (row.claim && !created) this.engine.unreserveSlot();
     if (!created && (run.name !== row.name || run.tenant !== row.tenant)) {
       throw new ValidationError(
         `a workflow run with id ${row.id} already exists under another name or tenant`,
@@ -202,9 +232,41 @@ export class WorkflowRuntime {
     }
     if (created) {
       this.emit("workflow.started", run, "pending");
-      this.engine.wakeDispatcher();
+      if (row.claim) this.adoptFresh(run, row.claim.taskId, row.claim.attemptId, row.leaseMs);
+      else this.engine.wakeDispatcher();
     }
     return { handle: this.handle(run.id), created };
+  }
+
+  /** Execute a run just created here, its first wake-up claimed by the same write. */
+  private adoptFresh(run: WorkflowRunRow, taskId: string, attemptId: string, leaseMs: number) {
+    this.fresh = { taskId, run };
+    try {
+      this.engine.adoptClaimed({
+        id: taskId,
+        type: WORKFLOW_TASK_TYPE,
+        tenant: run.tenant,
+        project: run.project,
+        requestId: null,
+        workflowId: run.id,
+        attempt: 1,
+        attemptId,
+        input: JSON.stringify({ workflowId: run.id }),
+        caller: null,
+        priority: 1,
+        labels: null,
+        metadata: null,
+        timeoutMs: null,
+        maxRetries: 1000,
+        crashCount: 0,
+        backoff: null,
+        leaseMs,
+        runAt: run.createdAt,
+        traceContext: null,
+      });
+    } finally {
+      this.fresh = null;
+    }
   }
 
   private async newRun(
@@ -285,10 +347,17 @@ export class WorkflowRuntime {
         types: ["workflow.completed", "workflow.failed", "workflow.cancelled"],
       });
       try {
-        const run = await this.status(id);
-        if (run.status === "completed") return run.result;
-        if (run.status === "failed" || run.status === "cancelled") {
-          throw new WorkflowExecutionError(id, `${run.status}: ${run.error ?? ""}`);
+        const ended = this.ended.get(id);
+        if (ended?.status === "completed")
+          return ended.result === null ? null : fromText(ended.result);
+        if (ended) throw new WorkflowExecutionError(id, `failed: ${ended.error ?? ""}`);
+        // A run executing here tells its end by event: no need to read it meanwhile.
+        if (!this.executing.has(id)) {
+          const run = await this.status(id);
+          if (run.status === "completed") return run.result;
+          if (run.status === "failed" || run.status === "cancelled") {
+            throw new WorkflowExecutionError(id, `${run.status}: ${run.error ?? ""}`);
+          }
         }
         const left = deadline - Date.now();
         if (left <= 0) throw new WaitTimeoutError(id, timeoutMs ?? 0);
@@ -366,7 +435,36 @@ export class WorkflowRuntime {
   /** The handler of `loom.workflow` wake-up tasks: replay the run until it waits or ends. */
   private async execute(task: RunningTask, ctx: TaskContext): Promise<void> {
     const id = task.workflowId ?? (task.input as { workflowId: string }).workflowId;
-    const loaded = await this.engine.store.loadWorkflow(id);
+    this.executing.set(id, (this.executing.get(id) ?? 0) + 1);
+    try {
+      await this.executeRun(id, task, ctx);
+    } finally {
+      const n = this.executing.get(id)! - 1;
+      if (n === 0) this.executing.delete(id);
+      else this.executing.set(id, n);
+    }
+  }
+
+  private async executeRun(id: string, task: RunningTask, ctx: TaskContext): Promise<void> {
+    const fresh = this.fresh;
+    // A run created by this process a moment ago has only its WORKFLOW_STARTED event and no
+    // signals (a signal since then woke it with a second wake-up task, which loads it).
+    const loaded =
+      fresh && fresh.taskId === task.id && fresh.run.id === id
+        ? {
+            run: fresh.run,
+            history: [
+              {
+                seq: 0,
+                kind: "WORKFLOW_STARTED",
+                name: fresh.run.name,
+                data: fresh.run.input,
+                at: fresh.run.createdAt,
+              },
+            ],
+            signals: [],
+          }
+        : await this.engine.store.loadWorkflow(id);
     if (!loaded || isTerminal(loaded.run.status)) return;
     const { run } = loaded;
     const def = this.definitionOf(run.name, run.version);
@@ -375,7 +473,7 @@ export class WorkflowRuntime {
       const error = `version ${run.version} of workflow ${run.name} is not registered in engine ${this.engine.name}${
         versions.length ? ` (it has ${versions.join(", ")})` : ""
       }; the run waits for a process that has it`;
-      await this.commit(run, {
+      await this.commit(run, ctx, {
         workflowId: id,
         expectedLen: run.historyLen,
         events: [],
@@ -391,7 +489,7 @@ export class WorkflowRuntime {
       return;
     }
     const exec = new Execution(
-      this.executionHost(run),
+      this.executionHost(run, ctx),
       run,
       loaded.history,
       loaded.signals,
@@ -407,6 +505,7 @@ export class WorkflowRuntime {
       return;
     }
     if (outcome.kind === "completed" || outcome.kind === "failed") {
+      this.remember(id, outcome);
       this.emit(
         outcome.kind === "completed" ? "workflow.completed" : "workflow.failed",
         run,
@@ -417,10 +516,30 @@ export class WorkflowRuntime {
     }
   }
 
+  private remember(
+    id: string,
+    o: { kind: "completed"; result: string } | { kind: "failed"; error: string },
+  ): void {
+    if (this.ended.size >= 1024) this.ended.delete(this.ended.keys().next().value!);
+    this.ended.set(
+      id,
+      o.kind === "completed"
+        ? { status: "completed", result: o.result, error: null }
+        : { status: "failed", result: null, error: o.error },
+    );
+  }
+
   /** Write a checkpoint of `run` through the group committer, then wake and tell what it implies. */
-  private async commit(run: WorkflowRunRow, cp: Checkpoint): Promise<boolean> {
+  private async commit(run: WorkflowRunRow, ctx: TaskContext, cp: Checkpoint): Promise<boolean> {
+    // A checkpoint that is not a step's is the execution's last: it completes the wake-up task
+    // in the same write, and the dispatcher has nothing left to write for it.
+    const attempt = ctx instanceof Attempt ? ctx : null;
+    if (cp.status !== "running" && attempt) {
+      cp.settle = { taskId: attempt.claimed.id, attemptId: attempt.claimed.attemptId };
+    }
     const ok = await this.committer.commit(cp);
     if (!ok) return false;
+    if (cp.settle && attempt) attempt.completedInStore = true;
     if (cp.tasks.length || cp.children.length) this.engine.wakeDispatcher();
     if (cp.wakeAt !== null) this.engine.wakeDispatcher(cp.wakeAt);
     if (this.engine.wantsWorkflowEvents) {
@@ -441,7 +560,7 @@ export class WorkflowRuntime {
     return true;
   }
 
-  private executionHost(run: WorkflowRunRow): ExecutionHost {
+  private executionHost(run: WorkflowRunRow, ctx: TaskContext): ExecutionHost {
     const engine = this.engine;
     return {
       now: () => engine.clock.now(),
@@ -485,7 +604,7 @@ export class WorkflowRuntime {
         return t ? { status: t.status, result: t.result, error: t.error } : null;
       },
       runOutcome: (runId) => engine.store.getWorkflowRun(runId),
-      commit: (cp) => this.commit(run, cp),
+      commit: (cp) => this.commit(run, ctx, cp),
       maxHistoryEvents: this.maxHistoryEvents,
       heldRetryMs: this.heldRetryMs,
     };

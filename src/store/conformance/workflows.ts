@@ -3,6 +3,7 @@ import { WORKFLOW_TASK_TYPE, type Checkpoint, type NewWorkflowRun } from "../wor
 import type { Store } from "../store.js";
 import {
   T0,
+  claim,
   claimOne,
   complete,
   fail,
@@ -103,6 +104,160 @@ export function workflowSuite(ctx: StoreContext): void {
       expect(la!.run).toMatchObject({ status: "running", historyLen: 2, state: '{"k":1}' });
       expect(la!.history.map((e) => e.kind)).toEqual(["WORKFLOW_STARTED", "STEP_COMPLETED"]);
       expect((await ctx.store.loadWorkflow(b.id))!.history).toHaveLength(1);
+    });
+
+    it("a group commit of many runs fences each on its own, wakes and ends them", async () => {
+      const parent = newRun();
+      await ctx.store.createWorkflowRun(parent);
+      await settle(
+        ctx.store,
+        T0,
+        complete(await claimOne(ctx.store, T0, { types: [WORKFLOW_TASK_TYPE] })),
+      );
+      const child = newRun({ id: `${parent.id}:1`, parentId: parent.id });
+      await ctx.store.appendCheckpoints([
+        checkpoint(parent.id, 1, { status: "waiting", children: [child] }),
+      ]);
+      await settle(
+        ctx.store,
+        T0,
+        complete(await claimOne(ctx.store, T0, { types: [WORKFLOW_TASK_TYPE] })),
+      );
+      const a = newRun();
+      const b = newRun();
+      const c = newRun();
+      for (const r of [a, b, c]) await ctx.store.createWorkflowRun(r);
+      const step = (seq: number, data: string) => ({
+        seq,
+        kind: "STEP_COMPLETED",
+        name: `s${seq}`,
+        data,
+        at: T0 + 1,
+      });
+      const results = await ctx.store.appendCheckpoints([
+        checkpoint(a.id, 1, { events: [step(1, "1"), step(2, "2")], state: '{"k":1}' }),
+        checkpoint(b.id, 4, { events: [step(1, "x")] }), // stale length
+        checkpoint(c.id, 1, {
+          status: "waiting",
+          waitingFor: '{"kind":"timer","name":"t"}',
+          wakeAt: T0 + 60_000,
+        }),
+        checkpoint(child.id, 1, {
+          status: "completed",
+          result: "7",
+          events: [{ seq: 0, kind: "WORKFLOW_COMPLETED", name: null, data: "7", at: T0 + 1 }],
+        }),
+      ]);
+      expect(results).toEqual([true, false, true, true]);
+      const la = await ctx.store.loadWorkflow(a.id);
+      expect(la!.run).toMatchObject({ status: "running", historyLen: 3, state: '{"k":1}' });
+      expect(la!.history.map((e) => [e.kind, e.data])).toEqual([
+        ["WORKFLOW_STARTED", '{"n":1}'],
+        ["STEP_COMPLETED", "1"],
+        ["STEP_COMPLETED", "2"],
+      ]);
+      expect((await ctx.store.loadWorkflow(b.id))!.history).toHaveLength(1);
+      // c's first wake-up is still pending: kept (the earlier time), not doubled.
+      expect(await wakes(ctx.store, c.id)).toHaveLength(1);
+      expect((await ctx.store.getWorkflowRun(c.id))!.waitingFor).toBe(
+        '{"kind":"timer","name":"t"}',
+      );
+      expect(await ctx.store.getWorkflowRun(child.id)).toMatchObject({
+        status: "completed",
+        result: "7",
+        completedAt: T0 + 1,
+      });
+      expect(await wakes(ctx.store, parent.id)).toHaveLength(1);
+    });
+
+    it("a run created with its first wake-up claimed: running for that attempt, settled by it", async () => {
+      const run = newRun({
+        claim: { taskId: nextId("wake"), attemptId: "n1.1", engineName: "e1" },
+      });
+      expect((await ctx.store.createWorkflowRun(run)).created).toBe(true);
+      expect(await wakes(ctx.store, run.id)).toHaveLength(0);
+      const task = await ctx.store.getTask(run.claim!.taskId);
+      expect(task).toMatchObject({
+        type: WORKFLOW_TASK_TYPE,
+        status: "running",
+        workflowId: run.id,
+        attempt: 1,
+        crashPolicy: "retry",
+      });
+      // Not claimable by anyone else; recovered like any attempt of that engine.
+      expect(await claim(ctx.store, T0, { types: [WORKFLOW_TASK_TYPE] })).toEqual([]);
+      const again = await ctx.store.createWorkflowRun({
+        ...run,
+        claim: { taskId: nextId("wake"), attemptId: "n2.1", engineName: "e1" },
+      });
+      expect(again.created).toBe(false);
+      expect((await ctx.store.listTasks({ workflowId: run.id })).items).toHaveLength(1);
+      const recovered = await ctx.store.recoverEngine("e1", T0 + 1);
+      expect(recovered.map((c) => c.id)).toEqual([run.claim!.taskId]);
+      expect(await wakes(ctx.store, run.id)).toHaveLength(1);
+      const other = newRun({
+        claim: { taskId: nextId("wake"), attemptId: "n3.1", engineName: "e1" },
+      });
+      await ctx.store.createWorkflowRun(other);
+      const out = await settle(
+        ctx.store,
+        T0 + 2,
+        complete({ id: other.claim!.taskId, attemptId: "n3.1" }),
+      );
+      expect(out[0]).toMatchObject({ ok: true, status: "completed" });
+    });
+
+    it("a run's last checkpoint completes its wake-up task in the same write (if still owned)", async () => {
+      const run = newRun({
+        claim: { taskId: nextId("wake"), attemptId: "m1.1", engineName: "e1" },
+      });
+      await ctx.store.createWorkflowRun(run);
+      const settle = { taskId: run.claim!.taskId, attemptId: "m1.1" };
+      // A stale checkpoint writes nothing, the task included.
+      expect(await ctx.store.appendCheckpoints([checkpoint(run.id, 3, { settle })])).toEqual([
+        false,
+      ]);
+      expect((await ctx.store.getTask(settle.taskId))!.status).toBe("running");
+      // Another attempt's id completes nothing; the checkpoint still applies.
+      const ok = await ctx.store.appendCheckpoints([
+        checkpoint(run.id, 1, {
+          status: "waiting",
+          waitingFor: '{"kind":"signal","name":"s"}',
+          settle: { taskId: settle.taskId, attemptId: "other.1" },
+        }),
+      ]);
+      expect(ok).toEqual([true]);
+      expect((await ctx.store.getTask(settle.taskId))!.status).toBe("running");
+      const done = await ctx.store.appendCheckpoints([
+        checkpoint(run.id, 1, {
+          status: "completed",
+          result: "1",
+          events: [{ seq: 0, kind: "WORKFLOW_COMPLETED", name: null, data: "1", at: T0 + 1 }],
+          settle,
+        }),
+      ]);
+      expect(done).toEqual([true]);
+      expect(await ctx.store.getTask(settle.taskId)).toMatchObject({
+        status: "completed",
+        result: null,
+        completedAt: new Date(T0 + 1),
+      });
+      // In a group commit too.
+      const a = newRun({ claim: { taskId: nextId("wake"), attemptId: "m2.1", engineName: "e1" } });
+      const b = newRun({ claim: { taskId: nextId("wake"), attemptId: "m3.1", engineName: "e1" } });
+      await ctx.store.createWorkflowRun(a);
+      await ctx.store.createWorkflowRun(b);
+      const both = await ctx.store.appendCheckpoints([
+        checkpoint(a.id, 1, {
+          status: "failed",
+          error: "x",
+          settle: { taskId: a.claim!.taskId, attemptId: "m2.1" },
+        }),
+        checkpoint(b.id, 1, { status: "running", events: [] }),
+      ]);
+      expect(both).toEqual([true, true]);
+      expect((await ctx.store.getTask(a.claim!.taskId))!.status).toBe("completed");
+      expect((await ctx.store.getTask(b.claim!.taskId))!.status).toBe("running");
     });
 
     it("a checkpoint's wake-up pulls the pending one earlier instead of adding another", async () => {

@@ -99,13 +99,19 @@ export class PgWorkflows implements WorkflowStore {
          SELECT id, 0, 0, 'WORKFLOW_STARTED', $2, $4, $9 FROM ins
        ), wake AS (
          INSERT INTO ${s}.tasks (id, type, status, input, tenant, project, priority, max_retries,
-           crash_policy, max_crashes, lease_ms, run_at, workflow_id, created_at, updated_at)
-         SELECT 'w' || replace(gen_random_uuid()::text, '-', ''), 'loom.workflow', 'pending',
+           crash_policy, max_crashes, lease_ms, run_at, workflow_id, created_at, updated_at,
+           attempt, attempt_id, engine_name, lease_expires_at, started_at)
+         SELECT coalesce($12::text, 'w' || replace(gen_random_uuid()::text, '-', '')),
+                'loom.workflow', CASE WHEN $12::text IS NULL THEN 'pending' ELSE 'running' END,
                 json_build_object('workflowId', id)::text, tenant, project, 1, 1000, 'retry', 1000,
-                lease_ms, $9, id, $9, $9
+                lease_ms, $9, id, $9, $9,
+                CASE WHEN $12::text IS NULL THEN 0 ELSE 1 END, $13::text, $14::text,
+                CASE WHEN $12::text IS NULL THEN NULL ELSE $9 + lease_ms END,
+                CASE WHEN $12::text IS NULL THEN NULL ELSE $9::bigint END
            FROM ins
        ), n AS (
-         SELECT pg_notify($10, $11) FROM ins
+         -- A wake-up claimed by the starting process needs nobody else woken.
+         SELECT pg_notify($10, $11) FROM ins WHERE $12::text IS NULL
        )
        SELECT (SELECT count(*) FROM ins)::integer AS created,
               (SELECT count(*) FROM n)::integer AS notified,
@@ -123,6 +129,9 @@ export class PgWorkflows implements WorkflowStore {
         now,
         this.p.channel,
         this.p.token,
+        run.claim?.taskId ?? null,
+        run.claim?.attemptId ?? null,
+        run.claim?.engineName ?? null,
       ],
       "wf_create",
     );
@@ -219,6 +228,21 @@ export class PgWorkflows implements WorkflowStore {
       );
       return [res.rows[0]!.ok === 1];
     }
+    if (
+      checkpoints.every((cp) => cp.tasks.length === 0 && cp.children.length === 0) &&
+      new Set(checkpoints.map((cp) => cp.workflowId)).size === checkpoints.length
+    ) {
+      // Group commit of many runs' plain checkpoints: one statement, one commit. (Two of one
+      // run in a batch take the path below, which applies them in order.)
+      const res = await this.p.q<{ ok: number[] | null }>(
+        "workflow checkpoints",
+        this.batchSql(),
+        this.batchParams(checkpoints),
+        "wf_checkpoints",
+      );
+      const ok = new Set(res.rows[0]!.ok ?? []);
+      return checkpoints.map((_, i) => ok.has(i + 1));
+    }
     return this.p.tx("workflow checkpoint", async (c) => {
       const out: boolean[] = [];
       for (const cp of checkpoints) out.push(await this.applyCheckpoint(c, cp));
@@ -245,6 +269,11 @@ export class PgWorkflows implements WorkflowStore {
            FROM unnest($11::integer[], $12::text[], $13::text[], $14::text[], $15::bigint[])
                 WITH ORDINALITY AS e(seq, kind, name, data, at, o)
           WHERE EXISTS (SELECT 1 FROM u)
+       ), done AS (
+         UPDATE ${s}.tasks SET status = 'completed', result = NULL, error = NULL,
+           completed_at = $9, updated_at = $9, lease_expires_at = NULL
+          WHERE id = $19::text AND attempt_id = $20::text AND status IN ('claimed', 'running')
+            AND EXISTS (SELECT 1 FROM u)
        ), own AS (
          SELECT ${s}.wake_workflow($1, $16::bigint, $9) FROM u WHERE $16::bigint IS NOT NULL
        ), parent AS (
@@ -255,6 +284,92 @@ export class PgWorkflows implements WorkflowStore {
        )
        SELECT (SELECT count(*) FROM u)::integer AS ok,
               (SELECT count(*) FROM (SELECT pg_notify($17, $18) FROM woke LIMIT 1) n)::integer AS notified`;
+  }
+
+  /**
+   * `checkpointSql` for many checkpoints of distinct runs at once (none inserting tasks or
+   * children). Each applies only if its own fence holds; the answer names the ones that did, by
+   * their 1-based place in the batch.
+   */
+  private batchSql(): string {
+    const s = this.p.s;
+    return `WITH cp AS (
+         SELECT * FROM unnest($1::text[], $2::integer[], $3::integer[], $4::text[], $5::text[],
+                              $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[],
+                              $11::bigint[], $21::text[], $22::text[])
+           WITH ORDINALITY AS cp(id, expected, n, status, result, error, state, waiting_for, now,
+                                 completed_at, wake_at, task_id, attempt_id, o)
+       ), u AS (
+         UPDATE ${s}.workflows w SET status = cp.status, result = coalesce(cp.result, w.result),
+           error = cp.error, state = coalesce(cp.state, w.state), waiting_for = cp.waiting_for,
+           history_len = cp.expected + cp.n, updated_at = cp.now, completed_at = cp.completed_at
+         FROM cp
+         WHERE w.id = cp.id AND w.history_len = cp.expected AND w.status NOT IN ${TERMINAL}
+         RETURNING cp.o, cp.id, cp.expected, cp.now, cp.completed_at, cp.wake_at, w.parent_id,
+                   cp.task_id, cp.attempt_id
+       ), done AS (
+         UPDATE ${s}.tasks t SET status = 'completed', result = NULL, error = NULL,
+           completed_at = u.now, updated_at = u.now, lease_expires_at = NULL
+           FROM u
+          WHERE t.id = u.task_id AND t.attempt_id = u.attempt_id
+            AND t.status IN ('claimed', 'running')
+       ), ev AS (
+         INSERT INTO ${s}.workflow_history (workflow_id, pos, seq, kind, name, data, at)
+         SELECT u.id, u.expected + e.i, e.seq, e.kind, e.name, e.data, e.at
+           FROM unnest($12::bigint[], $13::integer[], $14::integer[], $15::text[], $16::text[],
+                       $17::text[], $18::bigint[]) AS e(o, i, seq, kind, name, data, at)
+           JOIN u ON u.o = e.o
+       ), own AS (
+         SELECT ${s}.wake_workflow(u.id, u.wake_at, u.now) FROM u WHERE u.wake_at IS NOT NULL
+       ), parent AS (
+         SELECT ${s}.wake_workflow(u.parent_id, u.now, u.now) FROM u
+          WHERE u.completed_at IS NOT NULL AND u.parent_id IS NOT NULL
+       ), woke AS (
+         -- count(*) runs every wake-up (a SELECT CTE is only evaluated as far as it is read).
+         SELECT (SELECT count(*) FROM own) + (SELECT count(*) FROM parent) AS n
+       )
+       SELECT (SELECT array_agg(o::integer) FROM u) AS ok,
+              (SELECT count(*) FROM (SELECT pg_notify($19, $20) FROM woke WHERE n > 0) x)::integer
+                AS notified`;
+  }
+
+  private batchParams(cps: Checkpoint[]): unknown[] {
+    const cols: unknown[][] = Array.from({ length: 18 }, () => []);
+    cps.forEach((cp, k) => {
+      const terminal =
+        cp.status === "completed" || cp.status === "failed" || cp.status === "cancelled";
+      const now = Math.round(cp.now);
+      const row = [
+        cp.workflowId,
+        cp.expectedLen,
+        cp.events.length,
+        cp.status,
+        cp.result ?? null,
+        cp.error ?? null,
+        cp.state ?? null,
+        cp.waitingFor,
+        now,
+        terminal ? now : null,
+        cp.wakeAt === null ? null : Math.round(cp.wakeAt),
+      ];
+      row.forEach((v, i) => cols[i]!.push(v));
+      cp.events.forEach((e, i) => {
+        cols[11]!.push(k + 1);
+        cols[12]!.push(i);
+        cols[13]!.push(e.seq);
+        cols[14]!.push(e.kind);
+        cols[15]!.push(e.name);
+        cols[16]!.push(e.data);
+        cols[17]!.push(Math.round(e.at));
+      });
+    });
+    return [
+      ...cols,
+      this.p.channel,
+      this.p.token,
+      cps.map((cp) => cp.settle?.taskId ?? null),
+      cps.map((cp) => cp.settle?.attemptId ?? null),
+    ];
   }
 
   private checkpointParams(cp: Checkpoint): unknown[] {
@@ -280,6 +395,8 @@ export class PgWorkflows implements WorkflowStore {
       cp.wakeAt === null ? null : Math.round(cp.wakeAt),
       this.p.channel,
       this.p.token,
+      cp.settle?.taskId ?? null,
+      cp.settle?.attemptId ?? null,
     ];
   }
 
