@@ -1,5 +1,4 @@
 import type pg from "pg";
-import { LoomError, StoreError } from "../../core/errors.js";
 import type { Page } from "../../core/types.js";
 import type {
   FlowFilter,
@@ -24,24 +23,22 @@ import {
   type ScheduleDbRow,
 } from "../flows-shared.js";
 
-/** What the flow and schedule stores need of the PostgreSQL store. */
+/**
+ * What the flow and schedule stores need of the PostgreSQL store: its schema, its insert, and its
+ * own statement and transaction runners (error wrapping, deadlock retries, int8 parsing).
+ */
 export interface PostgresHost {
-  readonly pool: pg.Pool;
   readonly schema: string;
   /** With a client inside BEGIN: inserts in that transaction (a savepoint). */
   insertTasks(tasks: NewTask[], tx?: unknown): Promise<InsertOutcome[]>;
+  /** One statement on the pool; its rows. */
+  rows<R extends pg.QueryResultRow>(what: string, text: string, values?: unknown[]): Promise<R[]>;
+  /** `fn` in a transaction on one pooled connection. */
+  tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T>;
 }
 
 const p = (i: number) => `$${i}`;
 
-function wrap(err: unknown, what: string): Error {
-  if (err instanceof LoomError) return err;
-  return new StoreError(`PostgreSQL ${what} failed: ${(err as Error)?.message ?? String(err)}`, {
-    cause: err,
-  });
-}
-
-/** Shared plumbing: one statement on the pool, or a transaction on one connection. */
 class PostgresPart {
   constructor(protected readonly host: PostgresHost) {}
 
@@ -49,39 +46,12 @@ class PostgresPart {
     return `"${this.host.schema}"`;
   }
 
-  protected async q<R extends pg.QueryResultRow>(
-    what: string,
-    text: string,
-    values: unknown[] = [],
-  ): Promise<R[]> {
-    try {
-      return (await this.host.pool.query<R>(text, values)).rows;
-    } catch (err) {
-      throw wrap(err, what);
-    }
+  protected q<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[] = []) {
+    return this.host.rows<R>(what, text, values);
   }
 
-  protected async tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.host.pool.connect();
-    } catch (err) {
-      throw wrap(err, what);
-    }
-    let broken = false;
-    try {
-      await client.query("BEGIN");
-      const out = await fn(client);
-      await client.query("COMMIT");
-      return out;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => {
-        broken = true;
-      });
-      throw wrap(err, what);
-    } finally {
-      client.release(broken || undefined);
-    }
+  protected tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.host.tx(what, fn);
   }
 }
 

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { PostgresFlows, PostgresSchedules } from "./flows.js";
+import { PostgresFlows, PostgresSchedules, type PostgresHost } from "./flows.js";
 import pg from "pg";
 import { LoomError, StoreError, ValidationError } from "../../core/errors.js";
 import { silentLogger, type Logger } from "../../core/logger.js";
@@ -175,8 +175,8 @@ export class PostgresStore implements Store {
     multiProcess: true,
     concurrentExchanges: 2,
   };
-  readonly flows: PostgresFlows = new PostgresFlows(this);
-  readonly schedules: PostgresSchedules = new PostgresSchedules(this);
+  readonly flows: PostgresFlows;
+  readonly schedules: PostgresSchedules;
   /** The pool queries run on. */
   readonly pool: pg.Pool;
   readonly schema: string;
@@ -231,6 +231,15 @@ export class PostgresStore implements Store {
     const currentLogger = (): Logger => this.logger;
     this.channel = channelName(this.schema, "");
     this.wf = new PgWorkflows(this.wfPlumbing());
+    const flowHost: PostgresHost = {
+      schema: this.schema,
+      insertTasks: (tasks, tx) => this.insertTasks(tasks, tx),
+      rows: async <R extends pg.QueryResultRow>(what: string, text: string, values?: unknown[]) =>
+        (await this.q<R>(what, text, values)).rows,
+      tx: (what, fn) => this.tx(what, fn),
+    };
+    this.flows = new PostgresFlows(flowHost);
+    this.schedules = new PostgresSchedules(flowHost);
     this.eventRelay = new PostgresEventRelay(
       {
         channel: channelName(this.schema, ":events"),
@@ -399,7 +408,7 @@ export class PostgresStore implements Store {
   }
 
   /** Run `fn` in a transaction on one pooled connection; retried whole on deadlock. */
-  private async tx<T>(what: string, fn: (c: Queryable) => Promise<T>): Promise<T> {
+  private async tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient;
       try {
