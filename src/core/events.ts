@@ -9,7 +9,8 @@ interface Subscription {
   filter: EventFilter | undefined;
 }
 
-function matches(filter: EventFilter | undefined, e: LoomEvent): boolean {
+/** Whether `e` passes `filter` (no filter: every event). The SSE route filters by the same rule. */
+export function eventMatches(filter: EventFilter | undefined, e: LoomEvent): boolean {
   if (!filter) return true;
   if (filter.types && !filter.types.includes(e.type)) return false;
   if (filter.tenant !== undefined && filter.tenant !== e.tenant) return false;
@@ -44,7 +45,7 @@ export class EventBus {
 
   emit(event: LoomEvent): void {
     for (const sub of this.subs) {
-      if (!matches(sub.filter, event)) continue;
+      if (!eventMatches(sub.filter, event)) continue;
       try {
         const out = sub.fn(event);
         if (out instanceof Promise) out.then(undefined, (err: unknown) => this.report(err, event));

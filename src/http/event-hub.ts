@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Engine } from "../core/engine.js";
-import type { EventFilter, LoomEvent } from "../core/types.js";
+import type { LoomEvent } from "../core/types.js";
 
 export interface BufferedEvent {
   /** `<boot>-<seq>`: the boot part tells a resuming client whether this buffer knows its id. */
@@ -10,16 +10,6 @@ export interface BufferedEvent {
 }
 
 type Listener = (e: BufferedEvent) => void;
-
-export function eventMatches(filter: EventFilter, e: LoomEvent): boolean {
-  if (filter.types && !filter.types.includes(e.type)) return false;
-  if (filter.tenant !== undefined && filter.tenant !== e.tenant) return false;
-  if (filter.project !== undefined && filter.project !== e.project) return false;
-  if (filter.taskId !== undefined && filter.taskId !== e.taskId) return false;
-  if (filter.taskType !== undefined && filter.taskType !== e.taskType) return false;
-  if (filter.workflowId !== undefined && filter.workflowId !== e.workflowId) return false;
-  return true;
-}
 
 /**
  * One engine subscription shared by every SSE client of a server, with a bounded ring buffer of

@@ -4,7 +4,8 @@ import type { EventFilter, LoomEventType } from "../../core/types.js";
 import { canSee, splitMulti } from "../access.js";
 import { requireScope, type AuthEnv } from "../auth.js";
 import { httpProblem } from "../errors.js";
-import { eventMatches, type BufferedEvent, type EventHub } from "../event-hub.js";
+import { eventMatches } from "../../core/events.js";
+import type { BufferedEvent, EventHub } from "../event-hub.js";
 import { EVENT_TYPES, EventQuerySchema, eventToJson, problemResponses } from "../schemas.js";
 
 export interface SseOptions {
