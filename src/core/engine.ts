@@ -897,7 +897,7 @@ export class Engine {
   private async adoptLaneless(now: number): Promise<void> {
     let adopted = 0;
     for (const { lane, types } of this.laneClaims) {
-      for (const type of types) adopted += await this.store.adoptIntoLane(type, lane, now);
+      adopted += await this.store.adoptIntoLane(lane, types, now);
     }
     if (adopted > 0) this.dispatcher.wake();
   }

@@ -148,12 +148,12 @@ export interface LaneStore {
    */
   preemptionsOf(engineName: string): Promise<{ id: string; attemptId: string }[]>;
   /**
-   * Put ready tasks of `type` that carry no lane into `lane` (caller defaulting to the tenant).
+   * Put ready tasks of `types` that carry no lane into `lane` (caller defaulting to the tenant).
    * A process that submits a type it never registered (an HTTP server, `loom submit`) writes no
    * lane; the workers that registered the type with a lane adopt such rows, so they run through
    * the lane instead of waiting for good. Returns how many rows were adopted.
    */
-  adoptIntoLane(type: string, lane: string, now: number): Promise<number>;
+  adoptIntoLane(lane: string, types: string[], now: number): Promise<number>;
 }
 
 /**

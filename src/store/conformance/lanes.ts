@@ -77,12 +77,12 @@ export function laneSuite(ctx: StoreContext): void {
       await ctx.store.insertTasks(tasks);
       const [loose, other, inLane] = tasks.map((t) => t.id) as [string, string, string];
       expect(await claimLane(ctx.store, T0)).toEqual([]);
-      expect(await ctx.store.adoptIntoLane("t", "L", T0 + 1)).toBe(1);
+      expect(await ctx.store.adoptIntoLane("L", ["t"], T0 + 1)).toBe(1);
       expect(await mustGet(ctx.store, loose)).toMatchObject({ lane: "L", caller: "acme" });
       expect(await mustGet(ctx.store, other)).toMatchObject({ lane: null });
       expect(await mustGet(ctx.store, inLane)).toMatchObject({ lane: "K", caller: "x" });
       expect((await claimLane(ctx.store, T0 + 1)).map((c) => c.id)).toEqual([loose]);
-      expect(await ctx.store.adoptIntoLane("t", "L", T0 + 2)).toBe(0);
+      expect(await ctx.store.adoptIntoLane("L", ["t"], T0 + 2)).toBe(0);
     });
 
     it("claims nothing for a lane nobody declared", async () => {

@@ -961,14 +961,15 @@ export class PostgresStore implements Store {
     return this.tx("lane preemptions", (c) => this.lanes.preemptions(this.runner(c), engineName));
   }
 
-  async adoptIntoLane(type: string, lane: string, now: number): Promise<number> {
+  async adoptIntoLane(lane: string, types: string[], now: number): Promise<number> {
     this.ensureOpen();
+    if (types.length === 0) return 0;
     // deps_left = 0 keeps the statement on the ready index; blocked rows are adopted once ready.
     const res = await this.q(
       "adopt into lane",
       `UPDATE ${this.s}.tasks SET lane = $1, caller = COALESCE(caller, tenant), updated_at = $2
-        WHERE type = $3 AND status IN ('pending', 'retrying') AND deps_left = 0 AND lane IS NULL`,
-      [lane, ms(now), type],
+        WHERE type = ANY($3::text[]) AND ${READY} AND lane IS NULL`,
+      [lane, ms(now), types],
       "adopt_lane",
     );
     return res.rowCount ?? 0;

@@ -701,17 +701,17 @@ export class SqliteStore implements Store {
     return this.lanes.preemptions(engineName);
   }
 
-  async adoptIntoLane(type: string, lane: string, now: number): Promise<number> {
+  async adoptIntoLane(lane: string, types: string[], now: number): Promise<number> {
     this.ensureOpen();
+    if (types.length === 0) return 0;
     // deps_left = 0 keeps the statement on the ready index; blocked rows are adopted once ready.
-    this.adoptStmt ??= this.db.prepare(
-      `UPDATE loom_tasks SET lane = ?, caller = COALESCE(caller, tenant), updated_at = ?
-        WHERE type = ? AND status IN ('pending', 'retrying') AND deps_left = 0 AND lane IS NULL`,
-    );
-    return this.adoptStmt.run(lane, now, type).changes;
+    return this.db
+      .prepare(
+        `UPDATE loom_tasks SET lane = ?, caller = COALESCE(caller, tenant), updated_at = ?
+          WHERE type IN (${types.map(() => "?").join(", ")}) AND ${READY} AND lane IS NULL`,
+      )
+      .run(lane, now, ...types).changes;
   }
-
-  private adoptStmt: Database.Statement | undefined;
 
   /** Mark the picked rows claimed or running under one new nonce; the claimed tasks, in order. */
   private markRows(
