@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { TASK_STATUSES, type TaskStatus } from "../../core/types.js";
+import { TASK_STATUSES } from "../../core/types.js";
 import { withEngine } from "../context.js";
 import { paintStatus, table } from "../output.js";
 import { action } from "../run.js";
@@ -17,13 +17,7 @@ export function statsCommand(program: Command): void {
             ...(f.tenant !== undefined ? { tenant: f.tenant } : {}),
             ...(f.project !== undefined ? { project: f.project } : {}),
           };
-          const counts = Object.fromEntries(
-            await Promise.all(
-              TASK_STATUSES.map(
-                async (s) => [s, await engine.count({ ...scope, status: s })] as const,
-              ),
-            ),
-          ) as Record<TaskStatus, number>;
+          const { counts } = await engine.stats(scope);
           const lanes = await engine.lanes.list();
           if (ctx.o.json) return ctx.o.data({ counts, lanes });
           const total = Object.values(counts).reduce((a, b) => a + b, 0);
