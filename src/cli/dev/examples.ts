@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import type { Engine } from "../../core/engine.js";
 import { fanOut } from "../../workflow/flows.js";
 
@@ -12,7 +13,7 @@ export async function registerExamples(engine: Engine): Promise<void> {
     async (task: { input: { ms?: number } | null }, ctx) => {
       const ms = Math.min(Math.max(Number(task.input?.ms ?? 3000), 0), 600_000);
       for (let i = 1; i <= 10; i++) {
-        await abortableDelay(ms / 10, ctx.signal);
+        await delay(ms / 10, undefined, { signal: ctx.signal });
         await ctx.progress(i * 10, `step ${i} of 10`);
       }
       return { sleptMs: ms };
@@ -43,7 +44,7 @@ export async function registerExamples(engine: Engine): Promise<void> {
   engine.register(
     "demo.chat",
     async (task: { input: { prompt?: string } | null }, ctx) => {
-      await abortableDelay(1500, ctx.signal);
+      await delay(1500, undefined, { signal: ctx.signal });
       return { reply: `echo: ${String(task.input?.prompt ?? "")}` };
     },
     { lane: "demo.llm" },
@@ -93,19 +94,4 @@ export async function submitExamples(engine: Engine): Promise<string[]> {
     }),
   );
   return ids;
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason as Error);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
