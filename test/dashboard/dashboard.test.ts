@@ -186,16 +186,18 @@ describe("dashboard in a real Chromium", () => {
     const { page, close } = await openPage(browser);
     await page.goto(`${h.url}/`);
     await page.getByLabel("Theme").selectOption("dark");
-    expect(await page.evaluate<string | undefined>("document.documentElement.dataset.theme")).toBe(
-      "dark",
-    );
+    // The theme is applied by an effect after the change event: poll for it, do not read once.
+    await expect
+      .poll(() => page.evaluate<string | undefined>("document.documentElement.dataset.theme"))
+      .toBe("dark");
     const bg = await page.evaluate<string>("getComputedStyle(document.body).backgroundColor");
     expect(bg).toBe("rgb(18, 20, 24)");
     await page.reload();
     await page.getByRole("heading", { name: "Overview" }).waitFor();
-    expect(await page.evaluate<string | undefined>("document.documentElement.dataset.theme")).toBe(
-      "dark",
-    );
+    // The theme is applied by an effect after the change event: poll for it, do not read once.
+    await expect
+      .poll(() => page.evaluate<string | undefined>("document.documentElement.dataset.theme"))
+      .toBe("dark");
     await screenshot(page, "live-overview-dark");
     await close();
   });
