@@ -124,6 +124,12 @@ export class Dispatcher implements AttemptHost {
   private wakes = 0;
   /** The last claim found fewer ready tasks than it asked for, and nothing woke us since. */
   private drained = false;
+  /**
+   * A tick could not claim because an exchange was in flight. That exchange's claim may have read
+   * the queue before the news that woke us, so look again when it returns.
+   */
+  private deferred = false;
+  private armAfterClaim = false;
 
   constructor(private readonly host: DispatcherHost) {}
 
@@ -137,7 +143,9 @@ export class Dispatcher implements AttemptHost {
     this.unwatch = this.host.store.onExternalChange(() => this.wake());
     this.schedulePoll();
     this.scheduleHeartbeat();
-    void this.armDueTimer();
+    // The due timer is armed once the first claim is back: on PostgreSQL a read now would open a
+    // connection of its own while that claim waits for another.
+    this.armAfterClaim = true;
     this.wake();
   }
 
@@ -259,11 +267,15 @@ export class Dispatcher implements AttemptHost {
     // A store that takes concurrent writes (PostgreSQL) may have several exchanges in flight:
     // the settling of one batch then overlaps the claiming of the next. At most one claims.
     const maxInFlight = this.host.store.capabilities.concurrentExchanges ?? 1;
-    if (this.inFlight >= maxInFlight) return;
+    if (this.inFlight >= maxInFlight) {
+      this.deferred = true;
+      return;
+    }
     this.startBuffered();
     const types = this.host.plainTypes();
     const lanes = this.host.laneClaims();
     const canClaim = (types.length > 0 || lanes.length > 0) && !this.claimInFlight;
+    if (this.claimInFlight) this.deferred = true;
     const limit = canClaim ? Math.max(0, this.freeSlots()) : 0;
     const prefetch =
       canClaim && this.accepting ? Math.max(0, this.host.prefetch - this.buffer.length) : 0;
@@ -330,7 +342,14 @@ export class Dispatcher implements AttemptHost {
     const fullBatch = limit > 0 && claimed.length === limit;
     const fullPrefetch = (claim?.prefetch ?? 0) > 0 && prefetched?.length === claim?.prefetch;
     if (claim) this.drained = !fullBatch && !fullPrefetch && wakes === this.wakes;
+    if (claim && this.armAfterClaim) {
+      this.armAfterClaim = false;
+      void this.armDueTimer();
+    }
+    const deferred = this.deferred;
+    this.deferred = false;
     if (
+      deferred ||
       this.finished.length > 0 ||
       (fullBatch && this.freeSlots() > 0) ||
       (fullPrefetch && this.buffer.length < this.host.prefetch)

@@ -8,6 +8,7 @@ import {
   TaskTimeoutError,
   ValidationError,
   WaitTimeoutError,
+  sqlite,
   withRequestId,
   type LoomEvent,
 } from "../../src/index.js";
@@ -182,6 +183,35 @@ describe("submit and run", () => {
     expect(await engine.count({})).toBe(0);
     await engine.start();
     expect((await h.wait(await h.submit({ n: 4 }))).result).toBe(4);
+  });
+
+  it("does not lose a wake-up that arrives while a claim is in flight", async () => {
+    // The claim reads an empty queue; another process's submit lands and wakes this dispatcher
+    // while that claim is still on its way back. The poll is a minute away, so only that wake-up
+    // can start the task.
+    const path = tmp.file();
+    const store = sqlite(path);
+    const exchange = store.exchange.bind(store);
+    let holdClaim: Promise<void> | null = null;
+    let woken = false;
+    store.exchange = async (req) => {
+      const out = await exchange(req);
+      if (req.claim && holdClaim) await holdClaim;
+      return out;
+    };
+    store.onExternalChange(() => (woken = true));
+    const engine = engines.make({ store, pollMs: 60_000 });
+    const ran: string[] = [];
+    engine.register("x", (t) => void ran.push(t.id));
+    let release!: () => void;
+    holdClaim = new Promise((r) => (release = r));
+    await engine.start();
+    await sleep(20); // the first claim has read the (empty) queue and is held
+    const id = await engines.make({ path }).submit({ type: "x" });
+    await until(() => woken, 2_000);
+    holdClaim = null;
+    release();
+    await until(() => ran.includes(id), 2_000);
   });
 });
 
