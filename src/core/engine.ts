@@ -59,6 +59,7 @@ import {
 } from "./types.js";
 import type {
   ClaimedTask,
+  EventRelay,
   InsertOutcome,
   NewTask,
   Store,
@@ -211,6 +212,8 @@ export class Engine {
   private readonly origin = `${process.pid}.${Math.random().toString(36).slice(2, 10)}`;
   private relayOutbox: LoomEvent[] = [];
   private relayFlushQueued = false;
+  /** The publish in flight: one at a time, since two NOTIFYs in flight may commit out of order. */
+  private relayInFlight: Promise<void> | null = null;
   private stopRelayIn: (() => void) | null = null;
   private workflowRuntime: WorkflowRuntime | null = null;
   private readonly workflowOptions: WorkflowEngineOptions | undefined;
@@ -953,6 +956,7 @@ export class Engine {
     this.dispatcher.stopHeartbeats();
     this.stopRelayIn?.();
     this.stopRelayIn = null;
+    await this.relayInFlight;
     if (this.relayOutbox.length && this.store.relay) {
       await this.store.relay.publish(this.origin, this.relayOutbox.splice(0)).catch(() => {});
     }
@@ -1267,17 +1271,26 @@ export class Engine {
     const relay = this.isReady ? this.store.relay : undefined;
     if (!relay?.wanted(this.origin)) return;
     this.relayOutbox.push(event);
-    if (this.relayFlushQueued) return;
+    this.scheduleRelayFlush(relay);
+  }
+
+  /** Publish the outbox soon; events that arrive while a publish is in flight wait for it. */
+  private scheduleRelayFlush(relay: EventRelay): void {
+    if (this.relayFlushQueued || this.relayInFlight) return;
     this.relayFlushQueued = true;
     setImmediate(() => {
       this.relayFlushQueued = false;
       const batch = this.relayOutbox;
       this.relayOutbox = [];
-      relay
+      this.relayInFlight = relay
         .publish(this.origin, batch)
         .catch((err: unknown) =>
           this.logger.warn({ err }, "could not relay events to other processes"),
-        );
+        )
+        .finally(() => {
+          this.relayInFlight = null;
+          if (this.relayOutbox.length) this.scheduleRelayFlush(relay);
+        });
     });
   }
 

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createEngine, postgres, type Engine, type LoomEvent } from "../../src/index.js";
-import { dropSchema, PG_URL, pgAvailable, testSchema } from "../support/pg.js";
+import { dropSchema, PG_URL, pgAvailable, testSchema, waitFor } from "../support/pg.js";
 
 const available = await pgAvailable();
 const schema = testSchema("relay");
@@ -39,14 +39,6 @@ async function tap(): Promise<string[]> {
   return seen;
 }
 
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 describe.runIf(available)("events across processes on PostgreSQL", () => {
   it("a subscriber sees the lifecycle of a task run by another engine", async () => {
     const watcher = engine("watcher");
@@ -61,7 +53,7 @@ describe.runIf(available)("events across processes on PostgreSQL", () => {
     await new Promise((r) => setTimeout(r, 1_100)); // the worker notices the listener within a second
     await worker.start();
     const id = await worker.submit({ type: "job", project: "p" });
-    await until(() => seen.some((e) => e.type === "task.completed"), 5_000, "task.completed");
+    await waitFor(() => seen.some((e) => e.type === "task.completed"), 5_000, "task.completed");
     expect(seen.map((e) => e.type)).toEqual([
       "task.created",
       "task.claimed",
@@ -71,6 +63,37 @@ describe.runIf(available)("events across processes on PostgreSQL", () => {
     ]);
     expect(seen[3]).toMatchObject({ taskId: id, progress: 50, note: "half", project: "p" });
     expect(seen[0]!.at).toBeInstanceOf(Date);
+  });
+
+  it("delivers each task's events in the order they happened, under load", async () => {
+    // Events are flushed in batches as they happen; two batches in flight at once on two pooled
+    // connections could commit (and so arrive) out of order.
+    const watcher = engine("watcher-order");
+    const worker = createEngine({
+      name: "worker-order",
+      store: postgres(PG_URL, { schema, poolSize: 6 }),
+      retention: false,
+      concurrency: 20,
+    });
+    engines.push(worker);
+    worker.register("step", async (_t, ctx) => {
+      await ctx.progress(50);
+      return 1;
+    });
+    const seen = new Map<string, string[]>();
+    watcher.events.subscribe(
+      (e) => void (e.taskId && seen.set(e.taskId, [...(seen.get(e.taskId) ?? []), e.type])),
+      { taskType: "step" },
+    );
+    await watcher.count();
+    await new Promise((r) => setTimeout(r, 1_100)); // the worker notices the listener
+    await worker.start();
+    const total = 300;
+    const ids = await worker.submitMany(Array.from({ length: total }, () => ({ type: "step" })));
+    const done = () => ids.every((id) => seen.get(id)?.includes("task.completed"));
+    await waitFor(() => done() && [...seen.values()].every((t) => t.length >= 5), 20_000, "all");
+    const lifecycle = ["task.created", "task.claimed", "task.running", "task.progress"];
+    for (const id of ids) expect(seen.get(id)).toEqual([...lifecycle, "task.completed"]);
   });
 
   it("sends nothing while no other process listens", async () => {
@@ -98,7 +121,7 @@ describe.runIf(available)("events across processes on PostgreSQL", () => {
     await new Promise((r) => setTimeout(r, 1_100));
     await worker.start();
     await worker.submitMany(Array.from({ length: 300 }, () => ({ type: "bulk" })));
-    await until(() => completed === 300, 10_000, "300 completions relayed");
+    await waitFor(() => completed === 300, 10_000, "300 completions relayed");
     expect(payloads.length).toBeGreaterThan(0);
     expect(payloads.length).toBeLessThan(300 * 4);
     expect(Math.max(...payloads.map((p) => Buffer.byteLength(p)))).toBeLessThan(8_000);
