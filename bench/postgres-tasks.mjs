@@ -4,6 +4,7 @@
 //   node --import tsx bench/postgres-tasks.mjs --quick       # smaller counts, a smoke check
 //   node --import tsx bench/postgres-tasks.mjs --only=e2e,pickup,graphile
 //        sections: enqueue, e2e, processes, pickup, graphile
+//   node --import tsx bench/postgres-tasks.mjs --tasks=100000   # end-to-end size (default 20,000)
 //
 // LOOM_PG_URL picks the database (default postgres://root@127.0.0.1:5432/test). Every run
 // works in fresh schemas (loom_bench_*, graphile_bench_*) and drops them afterwards. Prints a
@@ -30,7 +31,11 @@ const quick = args.includes("--quick");
 const only = (
   args.find((a) => a.startsWith("--only="))?.slice(7) ?? "enqueue,e2e,processes,pickup,graphile"
 ).split(",");
-const N = quick ? 5_000 : 20_000;
+const tasksArg = args.find((a) => a.startsWith("--tasks="))?.slice(8);
+const N = tasksArg ? Number(tasksArg) : quick ? 5_000 : 20_000;
+if (!Number.isInteger(N) || N < 1_000 || N % 1_000 !== 0) {
+  throw new Error("--tasks must be a whole number of thousands, at least 1000");
+}
 const PICKUPS = quick ? 50 : 300;
 const tag = `${process.pid}_${Date.now() % 100000}`;
 const schemas = [];

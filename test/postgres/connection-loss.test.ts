@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { createEngine, postgres, type Logger } from "../../src/index.js";
-import { dropSchema, PG_URL, pgAvailable, pgQuery, testSchema } from "../support/pg.js";
+import { dropSchema, PG_URL, pgAvailable, pgQuery, testSchema, waitFor } from "../support/pg.js";
 
 // Every query connection of a running engine is killed, twice, in the middle of a run, as a
 // PostgreSQL restart or a failover would. The engine must log, retry with backoff and finish every
@@ -13,16 +13,6 @@ const schema = testSchema("connection_loss");
 afterAll(async () => {
   if (available) await dropSchema(schema);
 });
-
-const sleepMs = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await sleepMs(5);
-  }
-}
 
 describe.runIf(available)("losing every PostgreSQL connection mid-run", () => {
   it("logs, retries with backoff and completes every task (none lost, none stuck)", async () => {
@@ -80,4 +70,32 @@ describe.runIf(available)("losing every PostgreSQL connection mid-run", () => {
       await engine.close({ timeoutMs: 5_000 });
     }
   }, 90_000);
+
+  it("a read right after its pooled connections were killed while idle still answers", async () => {
+    const appName = `loom_idle_${randomBytes(4).toString("hex")}`;
+    const store = postgres(PG_URL, {
+      schema,
+      poolSize: 4,
+      connection: { application_name: appName },
+    });
+    const engine = createEngine({ name: "idle-kill", store, retention: false });
+    try {
+      const ids = await Promise.all(
+        [1, 2, 3, 4].map((i) => engine.submit({ type: "idle", input: i })),
+      );
+      for (let round = 0; round < 5; round++) {
+        // Warm every pooled connection, then kill them all while idle; the next statement on one
+        // of them is answered "terminating connection due to administrator command".
+        await Promise.all(ids.map((id) => engine.get(id)));
+        await pgQuery(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+          [appName],
+        );
+        const read = await Promise.all(ids.map((id) => engine.get(id)));
+        expect(read.map((t) => t.id)).toEqual(ids);
+      }
+    } finally {
+      await engine.close({ timeoutMs: 5_000 });
+    }
+  });
 });

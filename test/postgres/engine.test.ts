@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createEngine, postgres, type Engine, type Logger } from "../../src/index.js";
 import type { PostgresStore } from "../../src/stores/postgres/postgres-store.js";
-import { dropSchema, PG_URL, pgAvailable, pgQuery, testSchema } from "../support/pg.js";
+import { dropSchema, PG_URL, pgAvailable, pgQuery, testSchema, waitFor } from "../support/pg.js";
 
 const available = await pgAvailable();
 const schema = testSchema("engine");
@@ -56,14 +56,6 @@ function capturingLogger(lines: LogLine[]): Logger {
 
 const sleepMs = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
 describe.runIf(available)("engine on PostgreSQL", () => {
   it("runs 1,000 submitted tasks to completion", async () => {
     const e = engine("e2e", store());
@@ -114,14 +106,14 @@ describe.runIf(available)("engine on PostgreSQL", () => {
     worker.register("ping", (task) => void started.set(task.id, performance.now()));
     await worker.start();
     const workerStore = stores[0]!;
-    await waitFor(() => workerStore.listenStatus === "listening", 5_000, "LISTEN");
+    await waitFor(() => workerStore.listenStatus === "listening", 5_000, "LISTEN", 1);
     const submitter = engine("submitter", store());
     const latencies: number[] = [];
     for (let i = 0; i < 20; i++) {
       await new Promise((r) => setTimeout(r, 20)); // let the worker go idle
       const t0 = performance.now();
       const id = await submitter.submit({ type: "ping" });
-      await waitFor(() => started.has(id), 2_000, "the idle worker to pick up the task");
+      await waitFor(() => started.has(id), 2_000, "the idle worker to pick up the task", 1);
       latencies.push(started.get(id)! - t0);
     }
     latencies.sort((x, y) => x - y);
@@ -141,7 +133,7 @@ describe.runIf(available)("engine on PostgreSQL", () => {
     const done = new Set<string>();
     worker.register("job", (task) => void done.add(task.id));
     await worker.start();
-    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN");
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN", 1);
     const submitter = engine("resilient-submitter", store());
 
     // Kill the listening backend, as a failover or an administrator would.
@@ -154,17 +146,18 @@ describe.runIf(available)("engine on PostgreSQL", () => {
       () => lines.some((l) => l.level === "warn" && /LISTEN connection lost/.test(l.msg)),
       5_000,
       "the drop to be logged",
+      1,
     );
     // Work submitted during the gap is still found (by polling, or after the reconnect).
     const during = await submitter.submit({ type: "job" });
-    await waitFor(() => done.has(during), 5_000, "a task submitted while LISTEN was down");
+    await waitFor(() => done.has(during), 5_000, "a task submitted while LISTEN was down", 1);
 
-    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN to come back");
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN to come back", 1);
     expect(lines.some((l) => l.level === "info" && /restored; polling stopped/.test(l.msg))).toBe(
       true,
     );
     const after = await submitter.submit({ type: "job" });
-    await waitFor(() => done.has(after), 2_000, "a task submitted after the reconnect");
+    await waitFor(() => done.has(after), 2_000, "a task submitted after the reconnect", 1);
   });
 
   it("keeps polling while PostgreSQL refuses the LISTEN connection, and recovers", async () => {
@@ -174,7 +167,7 @@ describe.runIf(available)("engine on PostgreSQL", () => {
     const done = new Set<string>();
     worker.register("job2", (task) => void done.add(task.id));
     await worker.start();
-    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN");
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN", 1);
     const submitter = engine("stubborn-submitter", store());
     // Kill it repeatedly for a while: every reconnect is cut again.
     const until = Date.now() + 600;
@@ -194,8 +187,9 @@ describe.runIf(available)("engine on PostgreSQL", () => {
       () => ids.every((id) => done.has(id)),
       5_000,
       "every task of the flapping period",
+      1,
     );
-    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN to come back");
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN to come back", 1);
   });
   it("prefetches retry-policy tasks into claimed and runs them all once", async () => {
     const e = engine("prefetcher", store(), { concurrency: 2, prefetch: 3 });
@@ -236,7 +230,7 @@ describe.runIf(available)("engine on PostgreSQL", () => {
     const worker = engine("engine-logger", s, { pollMs: 60_000, logger: capturingLogger(lines) });
     worker.register("job3", () => {});
     await worker.start();
-    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN");
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN", 1);
     await pgQuery(
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
       [s.listenApplicationName],
@@ -245,8 +239,9 @@ describe.runIf(available)("engine on PostgreSQL", () => {
       () => lines.some((l) => l.level === "warn" && /LISTEN connection lost/.test(l.msg)),
       5_000,
       "the drop to be logged through the engine's logger",
+      1,
     );
-    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN to come back");
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN to come back", 1);
   });
 
   it("keeps a store's own logger over the engine's", async () => {
@@ -256,7 +251,7 @@ describe.runIf(available)("engine on PostgreSQL", () => {
     const worker = engine("own-logger", s, { pollMs: 60_000, logger: capturingLogger(engines) });
     worker.register("job4", () => {});
     await worker.start();
-    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN");
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN", 1);
     await pgQuery(
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
       [s.listenApplicationName],
@@ -265,8 +260,9 @@ describe.runIf(available)("engine on PostgreSQL", () => {
       () => own.some((l) => l.level === "warn" && /LISTEN connection lost/.test(l.msg)),
       5_000,
       "the drop to be logged through the store's logger",
+      1,
     );
     expect(engines.some((l) => /LISTEN/.test(l.msg))).toBe(false);
-    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN to come back");
+    await waitFor(() => s.listenStatus === "listening", 5_000, "LISTEN to come back", 1);
   });
 });

@@ -9,7 +9,7 @@ import {
 } from "../../src/index.js";
 import { newTask, T0 } from "../../src/store/conformance/index.js";
 import { loadMigrations } from "../../src/store/migrations.js";
-import { dropSchema, PG_URL, pgAvailable, pgQuery, testSchema } from "../support/pg.js";
+import { dropSchema, PG_URL, pgAvailable, pgQuery, testSchema, waitFor } from "../support/pg.js";
 
 const available = await pgAvailable();
 const schema = testSchema("store");
@@ -139,10 +139,10 @@ describe.runIf(available)("PostgreSQL store", () => {
         await other.migrate();
         let calls = 0;
         store.onExternalChange(() => calls++);
-        await waitFor(() => store.listenStatus === "listening", 2000);
+        await waitFor(() => store.listenStatus === "listening", 2000, "listening", 2);
         expect(pool.totalCount).toBeLessThanOrEqual(2);
         await other.insertTasks([newTask()]);
-        await waitFor(() => calls > 0, 2000);
+        await waitFor(() => calls > 0, 2000, "a wake-up", 2);
       } finally {
         await store.close();
         await pool.end();
@@ -234,7 +234,7 @@ describe.runIf(available)("PostgreSQL store", () => {
       const done: string[] = [];
       engine.register("wake", (task) => void done.push(task.id));
       await engine.start();
-      await waitFor(() => store.listenStatus === "listening", 2000);
+      await waitFor(() => store.listenStatus === "listening", 2000, "listening", 2);
       const client = new pg.Client(PG_URL);
       await client.connect();
       try {
@@ -243,7 +243,7 @@ describe.runIf(available)("PostgreSQL store", () => {
         await new Promise((r) => setTimeout(r, 50));
         expect(done).toEqual([]);
         await client.query("COMMIT");
-        await waitFor(() => done.includes(id), 2000);
+        await waitFor(() => done.includes(id), 2000, "the task to run", 2);
       } finally {
         await client.end();
         await engine.close();
@@ -320,11 +320,3 @@ describe.runIf(available)("PostgreSQL store", () => {
     });
   });
 });
-
-async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}

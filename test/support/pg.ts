@@ -72,3 +72,17 @@ export async function dropSchema(schema: string): Promise<void> {
   if (!/^loom_test_\w+$/.test(schema)) throw new Error(`refusing to drop ${schema}`);
   await pgQuery(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
 }
+
+/** Poll `check` every `everyMs` until it holds; fail naming `what` after `timeoutMs`. */
+export async function waitFor(
+  check: () => boolean,
+  timeoutMs: number,
+  what: string,
+  everyMs = 5,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
