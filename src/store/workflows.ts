@@ -55,6 +55,13 @@ export interface SignalRow {
   at: number;
 }
 
+/** A run with its history (oldest first) and the signals it received (oldest first). */
+export interface LoadedWorkflow {
+  run: WorkflowRunRow;
+  history: HistoryRow[];
+  signals: SignalRow[];
+}
+
 export interface NewWorkflowRun {
   id: string;
   name: string;
@@ -122,15 +129,24 @@ export interface WorkflowStore {
   createWorkflowRun(run: NewWorkflowRun): Promise<{ run: WorkflowRunRow; created: boolean }>;
   getWorkflowRun(id: string): Promise<WorkflowRunRow | null>;
   /** The run, its history (oldest first) and the signals it received (oldest first). */
-  loadWorkflow(
-    id: string,
-  ): Promise<{ run: WorkflowRunRow; history: HistoryRow[]; signals: SignalRow[] } | null>;
+  loadWorkflow(id: string): Promise<LoadedWorkflow | null>;
+  /** `loadWorkflow` of many runs at once (one round trip on PostgreSQL), in the order given. */
+  loadWorkflows(ids: string[]): Promise<(LoadedWorkflow | null)[]>;
   listWorkflowRuns(filter: WorkflowRunFilter): Promise<Page<WorkflowRunRow>>;
   /**
    * Group commit: apply many runs' checkpoints in one transaction. Each applies only if its run
    * is not terminal and its history length is still `expectedLen` (`false` otherwise).
    */
   appendCheckpoints(checkpoints: Checkpoint[]): Promise<boolean[]>;
+  /**
+   * Group commit of starts with checkpoints: the runs (as `createWorkflowRun` each) and the
+   * checkpoints (as `appendCheckpoints`) in one transaction, answered in the order given. Under
+   * load the starts of concurrent callers then share a commit with the steps of running runs.
+   */
+  writeWorkflows(
+    starts: NewWorkflowRun[],
+    checkpoints: Checkpoint[],
+  ): Promise<{ starts: { run: WorkflowRunRow; created: boolean }[]; checkpoints: boolean[] }>;
   /** Keep a signal for the run and wake it. `null` for an unknown run; the status otherwise. */
   signalWorkflow(
     id: string,

@@ -24,7 +24,7 @@ import {
   type NewWorkflowRun,
   type WorkflowRunRow,
 } from "../store/workflows.js";
-import { GroupCommitter } from "./committer.js";
+import { GroupCommitter, GroupLoader } from "./committer.js";
 import { Execution, fromText, toText, type ExecutionHost } from "./replay.js";
 import type {
   HistoryEvent,
@@ -109,13 +109,20 @@ export class WorkflowRuntime {
   private readonly latest = new Map<string, Definition>();
   private readonly ids = timeOrderedIds();
   private readonly committer: GroupCommitter;
+  private readonly loader: GroupLoader;
   private readonly maxHistoryEvents: number;
   private readonly heldRetryMs: number;
   private registered = false;
   /** A run this process just created with its first wake-up claimed: executed without a load. */
   private fresh: { taskId: string; run: WorkflowRunRow } | null = null;
-  /** Runs executing in this process now: `result()` waits for their end event, no read. */
-  private readonly executing = new Map<string, number>();
+  /**
+   * Runs executing in this process now, with how many executions and a promise that settles when
+   * the last one stops: `result()` waits on it, no read.
+   */
+  private readonly executing = new Map<
+    string,
+    { n: number; stopped: Promise<void>; resolve: () => void }
+  >();
   /**
    * Outcomes of runs that ended in this process (a terminal state never changes), so `result()`
    * of a run executed here answers without a read. Bounded; the oldest are dropped.
@@ -132,6 +139,7 @@ export class WorkflowRuntime {
     this.maxHistoryEvents = opts.maxHistoryEvents ?? 50_000;
     this.heldRetryMs = opts.heldRetryMs ?? 30_000;
     this.committer = new GroupCommitter(engine.store, opts.maxBatch ?? 256);
+    this.loader = new GroupLoader(engine.store, opts.maxBatch ?? 256);
     this.api = {
       get: (id) => this.handleFor(id) as never,
       list: (filter) => this.list(filter),
@@ -218,7 +226,8 @@ export class WorkflowRuntime {
     let created: boolean;
     let run: WorkflowRunRow;
     try {
-      ({ run, created } = await this.engine.store.createWorkflowRun(row));
+      // Through the group committer: concurrent starts share a commit with running runs' steps.
+      ({ run, created } = await this.committer.start(row));
     } catch (err) {
       if (row.claim) this.engine.unreserveSlot();
       throw err;
@@ -340,6 +349,29 @@ export class WorkflowRuntime {
   private async result(id: string, timeoutMs?: number): Promise<unknown> {
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     for (;;) {
+      const ended = this.ended.get(id);
+      if (ended?.status === "completed")
+        return ended.result === null ? null : fromText(ended.result);
+      if (ended) throw new WorkflowExecutionError(id, `failed: ${ended.error ?? ""}`);
+      // A run executing here: wait for this execution to stop, no read and no subscription (a
+      // subscription on an idle bus would register this process with the cross-process event
+      // relay: two more statements per result() on PostgreSQL).
+      const local = this.executing.get(id);
+      if (local) {
+        if (timeoutMs === undefined) {
+          await local.stopped;
+          continue;
+        }
+        const left = deadline - Date.now();
+        if (left <= 0) throw new WaitTimeoutError(id, timeoutMs);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          local.stopped,
+          new Promise<void>((r) => (timer = setTimeout(r, left))),
+        ]);
+        clearTimeout(timer);
+        continue;
+      }
       let wake: () => void = () => {};
       const changed = new Promise<void>((r) => (wake = r));
       const unsubscribe = this.engine.events.subscribe(() => wake(), {
@@ -347,17 +379,10 @@ export class WorkflowRuntime {
         types: ["workflow.completed", "workflow.failed", "workflow.cancelled"],
       });
       try {
-        const ended = this.ended.get(id);
-        if (ended?.status === "completed")
-          return ended.result === null ? null : fromText(ended.result);
-        if (ended) throw new WorkflowExecutionError(id, `failed: ${ended.error ?? ""}`);
-        // A run executing here tells its end by event: no need to read it meanwhile.
-        if (!this.executing.has(id)) {
-          const run = await this.status(id);
-          if (run.status === "completed") return run.result;
-          if (run.status === "failed" || run.status === "cancelled") {
-            throw new WorkflowExecutionError(id, `${run.status}: ${run.error ?? ""}`);
-          }
+        const run = await this.status(id);
+        if (run.status === "completed") return run.result;
+        if (run.status === "failed" || run.status === "cancelled") {
+          throw new WorkflowExecutionError(id, `${run.status}: ${run.error ?? ""}`);
         }
         const left = deadline - Date.now();
         if (left <= 0) throw new WaitTimeoutError(id, timeoutMs ?? 0);
@@ -435,13 +460,20 @@ export class WorkflowRuntime {
   /** The handler of `loom.workflow` wake-up tasks: replay the run until it waits or ends. */
   private async execute(task: RunningTask, ctx: TaskContext): Promise<void> {
     const id = task.workflowId ?? (task.input as { workflowId: string }).workflowId;
-    this.executing.set(id, (this.executing.get(id) ?? 0) + 1);
+    let local = this.executing.get(id);
+    if (local) local.n++;
+    else {
+      let resolve!: () => void;
+      const stopped = new Promise<void>((r) => (resolve = r));
+      this.executing.set(id, (local = { n: 1, stopped, resolve }));
+    }
     try {
       await this.executeRun(id, task, ctx);
     } finally {
-      const n = this.executing.get(id)! - 1;
-      if (n === 0) this.executing.delete(id);
-      else this.executing.set(id, n);
+      if (--local.n === 0) {
+        this.executing.delete(id);
+        local.resolve();
+      }
     }
   }
 
@@ -464,7 +496,7 @@ export class WorkflowRuntime {
             ],
             signals: [],
           }
-        : await this.engine.store.loadWorkflow(id);
+        : await this.loader.load(id);
     if (!loaded || isTerminal(loaded.run.status)) return;
     const { run } = loaded;
     const def = this.definitionOf(run.name, run.version);

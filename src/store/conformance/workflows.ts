@@ -86,6 +86,18 @@ export function workflowSuite(ctx: StoreContext): void {
       expect(w[0]).toMatchObject({ crashPolicy: "retry", runAt: new Date(T0), workflowId: run.id });
       expect(await ctx.store.loadWorkflow("nope")).toBeNull();
       expect(await ctx.store.getWorkflowRun("nope")).toBeNull();
+      // Many at once, in the order asked, unknown ids as null.
+      const other = newRun({ input: null });
+      await ctx.store.createWorkflowRun(other);
+      await ctx.store.signalWorkflow(other.id, "go", '"now"', T0 + 5);
+      const many = await ctx.store.loadWorkflows([other.id, "nope", run.id]);
+      expect(many[0]).toEqual({
+        run: await ctx.store.getWorkflowRun(other.id),
+        history: [{ seq: 0, kind: "WORKFLOW_STARTED", name: "w", data: null, at: T0 }],
+        signals: [{ name: "go", data: '"now"', at: T0 + 5 }],
+      });
+      expect(many[1]).toBeNull();
+      expect(many[2]).toEqual(loaded);
     });
 
     it("appends checkpoints fenced by history length, in one group commit", async () => {
@@ -104,6 +116,61 @@ export function workflowSuite(ctx: StoreContext): void {
       expect(la!.run).toMatchObject({ status: "running", historyLen: 2, state: '{"k":1}' });
       expect(la!.history.map((e) => e.kind)).toEqual(["WORKFLOW_STARTED", "STEP_COMPLETED"]);
       expect((await ctx.store.loadWorkflow(b.id))!.history).toHaveLength(1);
+    });
+
+    it("writes starts and checkpoints in one group commit, answered in order", async () => {
+      const running = newRun();
+      await ctx.store.createWorkflowRun(running);
+      const existing = newRun();
+      await ctx.store.createWorkflowRun(existing);
+      const claimed = newRun({
+        claim: { taskId: nextId("wake"), attemptId: "g1.1", engineName: "e1" },
+      });
+      const queued = newRun({ input: null });
+      const ev = { seq: 1, kind: "STEP_COMPLETED", name: "s", data: "1", at: T0 + 1 };
+      const out = await ctx.store.writeWorkflows(
+        [claimed, { ...existing, input: '{"n":2}' }, queued],
+        [checkpoint(running.id, 1, { events: [ev] }), checkpoint(existing.id, 7)],
+      );
+      expect(out.checkpoints).toEqual([true, false]);
+      expect(out.starts.map((s) => s.created)).toEqual([true, false, true]);
+      expect(out.starts[0]!.run).toMatchObject({
+        id: claimed.id,
+        status: "pending",
+        historyLen: 1,
+      });
+      expect(out.starts[1]!.run).toMatchObject({
+        id: existing.id,
+        input: '{"n":1}',
+        historyLen: 1,
+      });
+      expect(out.starts[2]!.run).toMatchObject({ id: queued.id, input: null, createdAt: T0 });
+      expect((await ctx.store.loadWorkflow(claimed.id))!.history).toEqual([
+        { seq: 0, kind: "WORKFLOW_STARTED", name: "w", data: '{"n":1}', at: T0 },
+      ]);
+      expect(await ctx.store.getTask(claimed.claim!.taskId)).toMatchObject({
+        status: "running",
+        attempt: 1,
+        workflowId: claimed.id,
+      });
+      expect(await wakes(ctx.store, claimed.id)).toHaveLength(0);
+      expect(await wakes(ctx.store, queued.id)).toHaveLength(1);
+      expect(await wakes(ctx.store, existing.id)).toHaveLength(1);
+      expect((await ctx.store.loadWorkflow(running.id))!.run.historyLen).toBe(2);
+
+      // The same id twice in one batch (a retried start), and a checkpoint that inserts a
+      // task: still one transaction, each as if alone.
+      const twice = newRun();
+      const activity = newTask({ type: "act", workflowId: running.id });
+      const mixed = await ctx.store.writeWorkflows(
+        [twice, { ...twice, input: '{"n":3}' }],
+        [checkpoint(running.id, 2, { status: "waiting", tasks: [activity] })],
+      );
+      expect(mixed.starts.map((s) => s.created)).toEqual([true, false]);
+      expect(mixed.starts[1]!.run.input).toBe('{"n":1}');
+      expect(mixed.checkpoints).toEqual([true]);
+      expect(await ctx.store.getTask(activity.id)).toMatchObject({ status: "pending" });
+      expect(await wakes(ctx.store, twice.id)).toHaveLength(1);
     });
 
     it("a group commit of many runs fences each on its own, wakes and ends them", async () => {

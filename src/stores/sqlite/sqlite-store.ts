@@ -637,6 +637,10 @@ export class SqliteStore implements Store {
     this.ensureOpen();
     return this.wf.loadWorkflow(id);
   }
+  loadWorkflows(ids: string[]) {
+    this.ensureOpen();
+    return this.wf.loadWorkflows(ids);
+  }
   listWorkflowRuns(filter: WorkflowRunFilter) {
     this.ensureOpen();
     return this.wf.listWorkflowRuns(filter);
@@ -644,6 +648,10 @@ export class SqliteStore implements Store {
   appendCheckpoints(checkpoints: Checkpoint[]) {
     this.ensureOpen();
     return this.wf.appendCheckpoints(checkpoints);
+  }
+  writeWorkflows(starts: NewWorkflowRun[], checkpoints: Checkpoint[]) {
+    this.ensureOpen();
+    return this.wf.writeWorkflows(starts, checkpoints);
   }
   signalWorkflow(id: string, name: string, data: string | null, now: number) {
     this.ensureOpen();

@@ -7,6 +7,7 @@ import {
   WORKFLOW_TASK_TYPE,
   type Checkpoint,
   type HistoryRow,
+  type LoadedWorkflow,
   type NewWorkflowRun,
   type SignalRow,
   type WorkflowRunFilter,
@@ -91,12 +92,13 @@ export class SqliteWorkflows implements WorkflowStore {
   }
 
   async createWorkflowRun(run: NewWorkflowRun) {
-    return this.db
-      .transaction(() => {
-        const inserted = this.createNow(run);
-        return { run: this.s.getRun.get(run.id) as WorkflowRunRow, created: inserted };
-      })
-      .immediate();
+    return this.db.transaction(() => this.startNow(run)).immediate();
+  }
+
+  /** Create the run (or find it by id) and answer with its row as stored. */
+  private startNow(run: NewWorkflowRun): { run: WorkflowRunRow; created: boolean } {
+    const created = this.createNow(run);
+    return { run: this.s.getRun.get(run.id) as WorkflowRunRow, created };
   }
 
   private createNow(run: NewWorkflowRun): boolean {
@@ -141,15 +143,21 @@ export class SqliteWorkflows implements WorkflowStore {
   }
 
   async loadWorkflow(id: string) {
-    return this.db.transaction(() => {
-      const run = this.s.getRun.get(id) as WorkflowRunRow | undefined;
-      if (!run) return null;
-      return {
-        run,
-        history: this.s.history.all(id) as HistoryRow[],
-        signals: this.s.signals.all(id) as SignalRow[],
-      };
-    })();
+    return this.db.transaction(() => this.loadNow(id))();
+  }
+
+  async loadWorkflows(ids: string[]) {
+    return this.db.transaction(() => ids.map((id) => this.loadNow(id)))();
+  }
+
+  private loadNow(id: string): LoadedWorkflow | null {
+    const run = this.s.getRun.get(id) as WorkflowRunRow | undefined;
+    if (!run) return null;
+    return {
+      run,
+      history: this.s.history.all(id) as HistoryRow[],
+      signals: this.s.signals.all(id) as SignalRow[],
+    };
   }
 
   async listWorkflowRuns(filter: WorkflowRunFilter): Promise<Page<WorkflowRunRow>> {
@@ -173,6 +181,15 @@ export class SqliteWorkflows implements WorkflowStore {
 
   async appendCheckpoints(checkpoints: Checkpoint[]): Promise<boolean[]> {
     return this.db.transaction(() => checkpoints.map((cp) => this.applyCheckpoint(cp))).immediate();
+  }
+
+  async writeWorkflows(starts: NewWorkflowRun[], checkpoints: Checkpoint[]) {
+    return this.db
+      .transaction(() => ({
+        starts: starts.map((run) => this.startNow(run)),
+        checkpoints: checkpoints.map((cp) => this.applyCheckpoint(cp)),
+      }))
+      .immediate();
   }
 
   private applyCheckpoint(cp: Checkpoint): boolean {
