@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { isTerminal, type LoomEvent, type Task } from "../../core/types.js";
+import { isTerminal, type LoomEvent, type Task, type TaskStatus } from "../../core/types.js";
 import { withEngine } from "../context.js";
 import { taskDetails } from "../format.js";
 import { paint, paintStatus, table } from "../output.js";
@@ -97,9 +97,12 @@ export function inspectCommand(program: Command): void {
           }
           const events: LoomEvent[] = [];
           if (!ctx.o.json) ctx.o.out(paint(ctx.o, "dim", "following live events…"));
+          let sawEnd: () => void = () => {};
+          const endEvent = new Promise<void>((r) => (sawEnd = r));
           const stop = engine.events.subscribe(
             (e) => {
               events.push(e);
+              if (isTerminal(e.status as TaskStatus)) sawEnd();
               if (!ctx.o.json) {
                 const extra =
                   e.progress !== undefined
@@ -116,6 +119,11 @@ export function inspectCommand(program: Command): void {
           );
           try {
             const end = await engine.wait(id);
+            // The row ends in one write and its last event is relayed in the next: the row may
+            // be seen first. Give that event a moment to arrive, so it is printed too.
+            let timer: NodeJS.Timeout | undefined;
+            await Promise.race([endEvent, new Promise((r) => (timer = setTimeout(r, 1_000)))]);
+            clearTimeout(timer);
             if (ctx.o.json) ctx.o.data({ task: end, timeline: timelineOf(end), events });
           } finally {
             stop();
