@@ -515,7 +515,7 @@ function fuzzSuite(name: string, make: () => Promise<Server>, runs: number): voi
         fc.asyncProperty(fc.string({ minLength: 1, maxLength: 60 }), async (raw) => {
           const cursor = Buffer.from(raw).toString("base64url");
           const res = await s.call(`/api/v1/tasks?cursor=${cursor}`, { token: ACME });
-          await expectSafe(res, `cursor ${JSON.stringify(raw)}`);
+          await expectSafe(res, `cursor ${JSON.stringify(raw)}`, [cursor, raw]);
         }),
         { numRuns: runs },
       );
