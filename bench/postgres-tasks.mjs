@@ -3,8 +3,10 @@
 //   node --import tsx bench/postgres-tasks.mjs               # full run (a few minutes)
 //   node --import tsx bench/postgres-tasks.mjs --quick       # smaller counts, a smoke check
 //   node --import tsx bench/postgres-tasks.mjs --only=e2e,pickup,graphile
-//        sections: enqueue, e2e, processes, pickup, graphile
+//        sections: enqueue, e2e, paired, processes, pickup, graphile
 //   node --import tsx bench/postgres-tasks.mjs --tasks=100000   # end-to-end size (default 20,000)
+//   node --import tsx bench/postgres-tasks.mjs --only=paired --rounds=9
+//        the throughput comparison alone, in alternating rounds (default 5)
 //
 // LOOM_PG_URL picks the database (default postgres://root@127.0.0.1:5432/test). Every run
 // works in fresh schemas (loom_bench_*, graphile_bench_*) and drops them afterwards. Prints a
@@ -18,6 +20,10 @@
 //     its batched completions, inside the timed span). Concurrency 10 for both; graphile-worker
 //     with a local queue of 500 and completeJobBatchDelay 0, as its docs recommend for
 //     throughput.
+//   - paired: the end-to-end comparison the targets are about (Loom with prefetch 500 against
+//     graphile-worker's local queue of 500), run in rounds that alternate which system goes
+//     first, so a machine whose speed drifts drifts for both; prints each system's median and
+//     the median and range of the per-round ratios.
 //   - pick-up: an idle worker; one task at a time is enqueued from another connection; the
 //     figure is enqueue-call start → handler start (so it includes the enqueue's commit).
 import { performance } from "node:perf_hooks";
@@ -29,13 +35,17 @@ const URL = process.env.LOOM_PG_URL ?? "postgres://root@127.0.0.1:5432/test";
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const only = (
-  args.find((a) => a.startsWith("--only="))?.slice(7) ?? "enqueue,e2e,processes,pickup,graphile"
+  args.find((a) => a.startsWith("--only="))?.slice(7) ??
+  "enqueue,e2e,paired,processes,pickup,graphile"
 ).split(",");
 const tasksArg = args.find((a) => a.startsWith("--tasks="))?.slice(8);
 const N = tasksArg ? Number(tasksArg) : quick ? 5_000 : 20_000;
 if (!Number.isInteger(N) || N < 1_000 || N % 1_000 !== 0) {
   throw new Error("--tasks must be a whole number of thousands, at least 1000");
 }
+const roundsArg = args.find((a) => a.startsWith("--rounds="))?.slice(9);
+const ROUNDS = roundsArg ? Number(roundsArg) : quick ? 1 : 5;
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error("--rounds must be a whole number");
 const PICKUPS = quick ? 50 : 300;
 const tag = `${process.pid}_${Date.now() % 100000}`;
 const schemas = [];
@@ -104,7 +114,7 @@ async function loomEnqueue() {
   await e.close();
 }
 
-async function loomEndToEnd(concurrency, prefetch = 0) {
+async function loomEndToEnd(concurrency, prefetch = 0, quiet = false) {
   // Without prefetch: the default "fail" crash policy, nothing claimed ahead of a free slot.
   // With it: "retry" policy, up to `prefetch` tasks claimed ahead into the local buffer — the
   // same trade graphile-worker's local queue makes.
@@ -131,6 +141,7 @@ async function loomEndToEnd(concurrency, prefetch = 0) {
     `SELECT count(*)::int AS n FROM "${s}".tasks WHERE status = 'completed'`,
   );
   if (n !== N) throw new Error(`loom: expected ${N} completed, found ${n}`);
+  if (quiet) return N / secs;
   record(
     "loom",
     `end-to-end no-op, ${fmt(N)} tasks, concurrency ${concurrency}` +
@@ -263,7 +274,7 @@ async function graphileEnqueue() {
 
 const graphilePreset = { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0 } };
 
-async function graphileEndToEnd() {
+async function graphileEndToEnd(quiet = false) {
   const s = schema("graphile_bench");
   const utils = await graphileUtils(s);
   const specs = Array.from({ length: 1_000 }, (_, i) => ({ identifier: "noop", payload: { i } }));
@@ -291,6 +302,10 @@ async function graphileEndToEnd() {
   const secs = (performance.now() - t0) / 1000;
   const [{ n }] = await sql(`SELECT count(*)::int AS n FROM "${s}"._private_jobs`);
   if (n !== 0) throw new Error(`graphile-worker: ${n} jobs left`);
+  if (quiet) {
+    await utils.release();
+    return N / secs;
+  }
   record(
     "graphile",
     `end-to-end no-op, ${fmt(N)} jobs, concurrency 10, local queue 500`,
@@ -331,6 +346,38 @@ async function graphilePickup() {
   await utils.release();
 }
 
+// ---------------------------------------------------------------- paired
+
+async function pairedEndToEnd() {
+  const loom = [];
+  const graphile = [];
+  const ratios = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    let l, g;
+    if (r % 2 === 0) {
+      l = await loomEndToEnd(10, 500, true);
+      g = await graphileEndToEnd(true);
+    } else {
+      g = await graphileEndToEnd(true);
+      l = await loomEndToEnd(10, 500, true);
+    }
+    loom.push(l);
+    graphile.push(g);
+    ratios.push(l / g);
+    console.error(`  round ${r + 1}: loom ${fmt(l)}, graphile ${fmt(g)}, ${(l / g).toFixed(2)}×`);
+  }
+  const median = (xs) => pct(xs, 50);
+  const what = `end-to-end no-op, ${fmt(N)} tasks, median of ${ROUNDS} alternated rounds`;
+  record("loom", `${what}, prefetch 500`, fmt(median(loom)), "tasks/s");
+  record("graphile", `${what}, local queue 500`, fmt(median(graphile)), "jobs/s");
+  record(
+    "ratio",
+    "loom / graphile per round: median (range)",
+    `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`,
+    "×",
+  );
+}
+
 // ---------------------------------------------------------------- main
 
 try {
@@ -341,6 +388,7 @@ try {
     await loomEndToEnd(100);
     await loomEndToEnd(10, 500);
   }
+  if (only.includes("paired")) await pairedEndToEnd();
   if (only.includes("processes")) for (const k of [1, 2, 4]) await loomProcesses(k);
   if (only.includes("pickup")) await loomPickup();
   if (only.includes("graphile")) {
