@@ -1264,9 +1264,11 @@ export class PostgresStore implements Store {
     if (items.length === 0) return [];
     const res = await this.q<{ id: string }>(
       "heartbeat",
+      // Ownership inside a CASE, as in exchange() (007): each row by primary key, never a walk
+      // of tasks_active per batch (see docs/architecture.md, "The PostgreSQL store").
       `UPDATE ${this.s}.tasks t SET lease_expires_at = $3 + t.lease_ms, updated_at = $3
          FROM unnest($1::text[], $2::text[]) AS h(id, attempt_id)
-        WHERE t.id = h.id AND t.attempt_id = h.attempt_id AND t.${ACTIVE}
+        WHERE t.id = h.id AND t.attempt_id = h.attempt_id AND CASE WHEN t.${ACTIVE} THEN true END
        RETURNING t.id`,
       [items.map((i) => i.id), items.map((i) => i.attemptId), ms(now)],
       "heartbeat",

@@ -4,6 +4,14 @@
 --   A batch of completions no longer sends back one row per task.
 -- - claimed rows are updated by physical address (ctid) instead of a primary-key lookup each:
 --   the rows are locked by the same statement's FOR UPDATE, so their address cannot change.
+-- - every statement runs on its cached generic plan (`plan_cache_mode`): left to choose, the plan
+--   cache kept planning the claims afresh on every call (their `LIMIT` is a parameter, which
+--   makes the generic plan look dearer than it is), and an idle worker's pickup paid ~0.5 ms for
+--   it. Each statement is written to be right under a generic plan: rows are found by primary
+--   key or `ctid`, claims walk their index in order, and the stale-settlement lookup is linear.
+--   Settlements test ownership inside a CASE: as a plain `status IN ('claimed', 'running')` the
+--   planner may instead read all of `tasks_active` (whose predicate that is), once per batch or,
+--   with stale statistics, once per settlement.
 
 CREATE OR REPLACE FUNCTION {{schema}}.exchange(
   p_now bigint,
@@ -16,7 +24,9 @@ RETURNS TABLE (k smallint, ord integer, id text, ok boolean, status text, type t
   attempt_id text, input text, caller text, priority integer, labels text, metadata text,
   timeout_ms bigint, max_retries integer, crash_count integer, backoff text, lease_ms bigint,
   run_at bigint, trace_context text, error text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $$
 #variable_conflict use_column
 DECLARE
   v_ords integer[];
@@ -26,6 +36,8 @@ DECLARE
   v_notify boolean := false;
   v_n integer;
   v_tids tid[];
+  v_applied boolean[];
+  v_o integer;
 BEGIN
   IF coalesce(cardinality(p_ids), 0) > 0 THEN
     IF p_dedup THEN
@@ -37,7 +49,7 @@ BEGIN
       ), pick AS (
         SELECT DISTINCT ON (s.id) s.*
           FROM s JOIN {{schema}}.tasks c ON c.id = s.id AND c.attempt_id = s.attempt_id
-         WHERE c.status IN ('claimed', 'running')
+         WHERE CASE WHEN c.status IN ('claimed', 'running') THEN true END
          ORDER BY s.id, s.ord
       ), u AS (
         UPDATE {{schema}}.tasks t
@@ -51,7 +63,8 @@ BEGIN
                attempt = CASE WHEN s.kind = 'p' THEN t.attempt - 1 ELSE t.attempt END,
                updated_at = p_now, lease_expires_at = NULL
           FROM pick s
-         WHERE t.id = s.id AND t.attempt_id = s.attempt_id AND t.status IN ('claimed', 'running')
+         WHERE t.id = s.id AND t.attempt_id = s.attempt_id
+           AND CASE WHEN t.status IN ('claimed', 'running') THEN true END
         RETURNING s.ord::integer AS ord, t.id, t.status, t.has_dependents
       )
       SELECT array_agg(u.ord),
@@ -76,7 +89,8 @@ BEGIN
                attempt = CASE WHEN s.kind = 'p' THEN t.attempt - 1 ELSE t.attempt END,
                updated_at = p_now, lease_expires_at = NULL
           FROM s
-         WHERE t.id = s.id AND t.attempt_id = s.attempt_id AND t.status IN ('claimed', 'running')
+         WHERE t.id = s.id AND t.attempt_id = s.attempt_id
+           AND CASE WHEN t.status IN ('claimed', 'running') THEN true END
         RETURNING s.ord::integer AS ord, t.id, t.status, t.has_dependents
       )
       SELECT array_agg(u.ord),
@@ -114,8 +128,15 @@ BEGIN
 
     -- A row only for a stale settlement, with the status it found: an applied one's status
     -- follows from its kind, so the caller fills those in without reading a row each. Usually
-    -- every settlement applied, and there is nothing to look for.
+    -- every settlement applied, and there is nothing to look for. The applied ones are marked
+    -- in an array first, so the lookup stays linear in the batch whatever the plan.
     IF coalesce(cardinality(v_ords), 0) < cardinality(p_ids) THEN
+      v_applied := array_fill(false, ARRAY[cardinality(p_ids)]);
+      IF v_ords IS NOT NULL THEN
+        FOREACH v_o IN ARRAY v_ords LOOP
+          v_applied[v_o] := true;
+        END LOOP;
+      END IF;
       RETURN QUERY
         SELECT 0::smallint, s.ord::integer, s.id, false,
                (SELECT c.status FROM {{schema}}.tasks c WHERE c.id = s.id),
@@ -123,9 +144,8 @@ BEGIN
                NULL::text, NULL::text, NULL::text, NULL::integer, NULL::text, NULL::text,
                NULL::bigint, NULL::integer, NULL::integer, NULL::text, NULL::bigint,
                NULL::bigint, NULL::text, NULL::text
-          FROM unnest(p_ids) WITH ORDINALITY AS s(id, ord)
-          LEFT JOIN unnest(v_ords) AS a(ord) ON a.ord = s.ord
-         WHERE a.ord IS NULL;
+          FROM unnest(p_ids, v_applied) WITH ORDINALITY AS s(id, applied, ord)
+         WHERE NOT s.applied;
     END IF;
   END IF;
 
