@@ -116,7 +116,11 @@ async function loomEnqueue() {
   await e.close();
 }
 
-async function loomEndToEnd(concurrency, prefetch = 0, quiet = false, analyze = false) {
+/**
+ * N no-op tasks end to end; returns tasks/s and records it unless `quiet`. `analyze`: take the
+ * table's statistics just before the start.
+ */
+async function loomEndToEnd(concurrency, { prefetch = 0, analyze = false, quiet = false } = {}) {
   // Without prefetch: the default "fail" crash policy, nothing claimed ahead of a free slot.
   // With it: "retry" policy, up to `prefetch` tasks claimed ahead into the local buffer — the
   // same trade graphile-worker's local queue makes.
@@ -145,15 +149,17 @@ async function loomEndToEnd(concurrency, prefetch = 0, quiet = false, analyze = 
     `SELECT count(*)::int AS n FROM "${s}".tasks WHERE status = 'completed'`,
   );
   if (n !== N) throw new Error(`loom: expected ${N} completed, found ${n}`);
-  if (quiet) return N / secs;
-  record(
-    "loom",
-    `end-to-end no-op, ${fmt(N)} tasks, concurrency ${concurrency}` +
-      (prefetch ? `, retry policy, prefetch ${prefetch}` : "") +
-      (analyze ? ", table analyzed first" : ""),
-    fmt(N / secs),
-    "tasks/s",
-  );
+  if (!quiet) {
+    record(
+      "loom",
+      `end-to-end no-op, ${fmt(N)} tasks, concurrency ${concurrency}` +
+        (prefetch ? `, retry policy, prefetch ${prefetch}` : "") +
+        (analyze ? ", table analyzed first" : ""),
+      fmt(N / secs),
+      "tasks/s",
+    );
+  }
+  return N / secs;
 }
 
 /** N tasks due at one instant, run by `k` worker processes (concurrency 10, prefetch 500 each). */
@@ -279,7 +285,8 @@ async function graphileEnqueue() {
 
 const graphilePreset = { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0 } };
 
-async function graphileEndToEnd(quiet = false) {
+/** N no-op jobs end to end; returns jobs/s and records it unless `quiet`. */
+async function graphileEndToEnd({ quiet = false } = {}) {
   const s = schema("graphile_bench");
   const utils = await graphileUtils(s);
   const specs = Array.from({ length: 1_000 }, (_, i) => ({ identifier: "noop", payload: { i } }));
@@ -307,17 +314,16 @@ async function graphileEndToEnd(quiet = false) {
   const secs = (performance.now() - t0) / 1000;
   const [{ n }] = await sql(`SELECT count(*)::int AS n FROM "${s}"._private_jobs`);
   if (n !== 0) throw new Error(`graphile-worker: ${n} jobs left`);
-  if (quiet) {
-    await utils.release();
-    return N / secs;
+  if (!quiet) {
+    record(
+      "graphile",
+      `end-to-end no-op, ${fmt(N)} jobs, concurrency 10, local queue 500`,
+      fmt(N / secs),
+      "jobs/s",
+    );
   }
-  record(
-    "graphile",
-    `end-to-end no-op, ${fmt(N)} jobs, concurrency 10, local queue 500`,
-    fmt(N / secs),
-    "jobs/s",
-  );
   await utils.release();
+  return N / secs;
 }
 
 async function graphilePickup() {
@@ -358,13 +364,15 @@ async function pairedEndToEnd() {
   const graphile = [];
   const ratios = [];
   for (let r = 0; r < ROUNDS; r++) {
+    const runLoom = () => loomEndToEnd(10, { prefetch: 500, quiet: true });
+    const runGraphile = () => graphileEndToEnd({ quiet: true });
     let l, g;
     if (r % 2 === 0) {
-      l = await loomEndToEnd(10, 500, true);
-      g = await graphileEndToEnd(true);
+      l = await runLoom();
+      g = await runGraphile();
     } else {
-      g = await graphileEndToEnd(true);
-      l = await loomEndToEnd(10, 500, true);
+      g = await runGraphile();
+      l = await runLoom();
     }
     loom.push(l);
     graphile.push(g);
@@ -391,8 +399,8 @@ try {
   if (only.includes("e2e")) {
     await loomEndToEnd(10);
     await loomEndToEnd(100);
-    await loomEndToEnd(10, 500);
-    await loomEndToEnd(10, 500, false, true);
+    await loomEndToEnd(10, { prefetch: 500 });
+    await loomEndToEnd(10, { prefetch: 500, analyze: true });
   }
   if (only.includes("paired")) await pairedEndToEnd();
   if (only.includes("processes")) for (const k of [1, 2, 4]) await loomProcesses(k);
