@@ -93,6 +93,7 @@ const TYPES = {
  * that vanishes with no answer is not retried: its commit may have landed.)
  */
 const RETRYABLE = new Set(["40P01", "40001", "57P01", "57P02"]);
+
 /** The ready index's order: priority (highest first), then run_at, then id (as `COLLATE "C"` for ASCII ids). */
 function byClaimOrder(a: ClaimedTask, b: ClaimedTask): number {
   return b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -1171,7 +1172,7 @@ export class PostgresStore implements Store {
       settled[i] ??= { id: ids[i]!, ok: true, status: SETTLED_STATUS[kinds[i]!]!, cascade: [] };
     }
     for (const r of cascades) settled[r[X.ord]! - 1]!.cascade.push(exchangeChange(r));
-    // exchange() returns claims unordered (migration 009): best first is our side's job.
+    // exchange() returns claims unordered (migration 007): best first is our side's job.
     claimed.sort(byClaimOrder);
     prefetched.sort(byClaimOrder);
     return { settled, claimed, prefetched };
