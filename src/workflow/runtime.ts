@@ -358,18 +358,9 @@ export class WorkflowRuntime {
       // relay: two more statements per result() on PostgreSQL).
       const local = this.executing.get(id);
       if (local) {
-        if (timeoutMs === undefined) {
-          await local.stopped;
-          continue;
-        }
         const left = deadline - Date.now();
-        if (left <= 0) throw new WaitTimeoutError(id, timeoutMs);
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          local.stopped,
-          new Promise<void>((r) => (timer = setTimeout(r, left))),
-        ]);
-        clearTimeout(timer);
+        if (left <= 0) throw new WaitTimeoutError(id, timeoutMs ?? 0);
+        await settledOrAfter(local.stopped, left);
         continue;
       }
       let wake: () => void = () => {};
@@ -387,12 +378,7 @@ export class WorkflowRuntime {
         const left = deadline - Date.now();
         if (left <= 0) throw new WaitTimeoutError(id, timeoutMs ?? 0);
         // Events cover this process (and others, through the relay); the poll covers the rest.
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          changed,
-          new Promise<void>((r) => (timer = setTimeout(r, Math.min(left, 250)))),
-        ]);
-        clearTimeout(timer);
+        await settledOrAfter(changed, Math.min(left, 250));
       } finally {
         unsubscribe();
       }
@@ -641,4 +627,12 @@ export class WorkflowRuntime {
       heldRetryMs: this.heldRetryMs,
     };
   }
+}
+
+/** Resolves when `p` settles or after `ms` (never, for `Infinity`), whichever comes first. */
+async function settledOrAfter(p: Promise<void>, ms: number): Promise<void> {
+  if (ms === Infinity) return p;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
