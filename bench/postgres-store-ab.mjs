@@ -102,14 +102,14 @@ for (let round = 0; round < ROUNDS; round++) {
         v.previous = next;
       }
     }
-    const base = (vs[0].claimMs + vs[0].settleMs) / vs[0].settled;
+    const perTaskMs = (v) => (v.claimMs + v.settleMs) / v.settled;
+    const base = perTaskMs(vs[0]);
     console.log(`round ${round + 1}, ${N.toLocaleString("en-US")} tasks per variant`);
     vs.forEach((v, i) => {
-      const total = (v.claimMs + v.settleMs) / v.settled;
       console.log(
         `  variant ${i}: claim ${perTask(v.claimMs, v.settled)} + complete ` +
-          `${perTask(v.settleMs, v.settled)} = ${perTask(total * v.settled, v.settled)} µs/task ` +
-          `(${(total / base).toFixed(3)}×)  ${variants[i] ? variants[i].slice(0, 60) : "as migrated"}`,
+          `${perTask(v.settleMs, v.settled)} = ${(perTaskMs(v) * 1000).toFixed(2)} µs/task ` +
+          `(${(perTaskMs(v) / base).toFixed(3)}×)  ${variants[i] ? variants[i].slice(0, 60) : "as migrated"}`,
       );
     });
   } finally {
